@@ -1,0 +1,5 @@
+import sys
+
+from adamotion.cli import main
+
+sys.exit(main())

@@ -1,0 +1,162 @@
+"""Save and load components as a folder: ``config.json`` + ``*.safetensors``.
+
+Writes are atomic (temporary folder, then rename) so a killed process never leaves a half-written
+checkpoint in place; reads fail loudly with the path and the reason.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint folder is missing, partial, corrupt or made for another component."""
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def replace_dir(tmp_dir: Path, final_dir: Path) -> None:
+    """Move a fully written ``tmp_dir`` into place at ``final_dir`` (old content kept until the swap)."""
+    final_dir = Path(final_dir)
+    if final_dir.exists():
+        backup = final_dir.with_name(f".{final_dir.name}.old-{os.getpid()}")
+        os.replace(final_dir, backup)
+        os.replace(tmp_dir, final_dir)
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        os.replace(tmp_dir, final_dir)
+
+
+def save_folder(directory: str | os.PathLike, component: str, config: dict, tensors: dict | None = None,
+                extra_files: dict[str, dict] | None = None) -> Path:
+    """Write ``config.json`` (with ``component`` and format version) and ``model.safetensors`` atomically."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
+    try:
+        full = {"component": component, "format_version": FORMAT_VERSION, **config}
+        (tmp / CONFIG_NAME).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        if tensors is not None:
+            contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+            save_file(contiguous, str(tmp / WEIGHTS_NAME), metadata={"component": component})
+        for name, obj in (extra_files or {}).items():
+            (tmp / name).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        replace_dir(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def load_config(directory: str | os.PathLike, component: str | None = None) -> dict:
+    """Read ``config.json``; check it describes ``component`` when given."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: checkpoint folder not found (expected a folder with {CONFIG_NAME})")
+    path = directory / CONFIG_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing; this folder is not a saved {component or 'component'}")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: corrupt JSON ({exc}); re-save or re-download the checkpoint") from exc
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    if component is not None and config.get("component") != component:
+        raise CheckpointError(
+            f"{path}: holds a {config.get('component')!r} component, expected {component!r}; point at the right folder"
+        )
+    return config
+
+
+def load_tensors(directory: str | os.PathLike, name: str = WEIGHTS_NAME) -> dict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(directory) / name
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing weights file")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: corrupt or partial safetensors file ({exc})") from exc
+
+
+def load_state_strict(module, state: dict, path: str | os.PathLike) -> None:
+    """``load_state_dict(strict=True)`` with an error naming the file and the mismatching keys/shapes."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    bad_shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                  for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or bad_shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:5]}{'…' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:5]}{'…' if len(unexpected) > 5 else ''}")
+        if bad_shapes:
+            parts.append(f"shape mismatch {bad_shapes[:3]}")
+        raise CheckpointError(f"{path}: weights do not match the config ({'; '.join(parts)})")
+    module.load_state_dict(state, strict=True)
+
+
+class PretrainedMixin:
+    """``save_pretrained`` / ``from_pretrained`` for an ``nn.Module`` rebuilt from its own config.
+
+    Subclasses set ``component_name`` and implement ``get_config() -> dict`` and ``from_config(dict)``.
+    """
+
+    component_name: str = ""
+
+    def get_config(self) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config: dict):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def save_pretrained(self, directory: str | os.PathLike, dtype=None) -> Path:
+        state = self.state_dict()
+        if dtype is not None:
+            state = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in state.items()}
+        return save_folder(directory, self.component_name, {"config": self.get_config()}, state)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu"):
+        raw = load_config(directory, cls.component_name)
+        if "config" not in raw:
+            raise CheckpointError(f"{Path(directory) / CONFIG_NAME}: no 'config' entry")
+        model = cls.from_config(raw["config"])
+        state = load_tensors(directory)
+        own = model.state_dict()
+        state = {k: v.to(own[k].dtype) if k in own and v.is_floating_point() else v for k, v in state.items()}
+        load_state_strict(model, state, Path(directory) / WEIGHTS_NAME)
+        return model.to(map_location)
