@@ -1,0 +1,350 @@
+"""Evaluation reports: JSON + Markdown table + bar chart, training curves, retrieval tables.
+
+* :func:`write_report` turns ``{method: {metric: [value per repeat]}}`` into ``report.json`` (mean, 95 % CI,
+  raw values), ``report.md`` (mean ± CI table, methods as rows in the given order, best bolded) and
+  ``metrics.png`` (one bar chart per metric, error bars = CI).
+* :func:`plot_training_curves` draws CSV training logs (``step`` + one column per loss).
+* :func:`format_retrieval_table` puts :func:`adamotion.retrieval.metrics.retrieval_metrics` results side by
+  side (e.g. vanilla vs adapted text encoder).
+
+Plots use matplotlib's Agg canvas directly (no pyplot, no global backend switch), so this module is safe
+in servers and worker threads. Every file is written atomically (temporary file, then rename).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from adamotion.eval.metrics import mean_ci95, to_numpy
+from adamotion.retrieval.metrics import retrieval_metric_names
+from adamotion.utils.serialization import atomic_write_json, atomic_write_text
+
+__all__ = ["MetricSpec", "GENERATION_METRICS", "write_report", "plot_training_curves", "format_retrieval_table"]
+
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+REPORT_PNG = "metrics.png"
+_ARROWS = {"lower": "↓", "higher": "↑", "closer": "→"}
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    key: str  # key in the results dict
+    label: str  # column header
+    better: str  # "lower", "higher", or "closer" (to the reference row, e.g. real motions)
+    decimals: int = 3  # digits shown in the table
+
+    @property
+    def header(self) -> str:
+        return f"{self.label} {_ARROWS[self.better]}"
+
+
+# The generation metrics of the evaluation protocol, in table order (shared/docs/method.md).
+GENERATION_METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("fid", "FID", "lower"),
+    MetricSpec("r_precision_top1", "R-prec top-1", "higher"),
+    MetricSpec("r_precision_top2", "R-prec top-2", "higher"),
+    MetricSpec("r_precision_top3", "R-prec top-3", "higher"),
+    MetricSpec("mm_dist", "MM-Dist", "lower"),
+    MetricSpec("diversity", "Diversity", "closer"),  # the field's "→": closest to real motions is best
+    MetricSpec("multimodality", "MultiModality", "higher"),
+    MetricSpec("skating_ratio", "Skating ratio", "lower"),
+)
+
+
+# ----------------------------------------------------------------------------- small helpers
+def _atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
+    """Write ``payload`` to a temporary file beside ``path`` and rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _new_figure(width: float, height: float):
+    """A matplotlib Figure on its own Agg canvas (no pyplot state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save_figure_png(figure, out_png: str | os.PathLike) -> Path:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    _atomic_write_bytes(out_png, buffer.getvalue())
+    return Path(out_png)
+
+
+def _markdown_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _best_rows(means: Mapping[str, float], better: str, reference_mean: float | None) -> set[str]:
+    """Methods whose mean is best (all of them on a tie); empty when nothing can be ranked."""
+    candidates = {name: value for name, value in means.items() if math.isfinite(value)}
+    if len(candidates) < 2:
+        return set()
+    if better == "closer":
+        if reference_mean is None:
+            return set()
+        distance = {name: abs(value - reference_mean) for name, value in candidates.items()}
+        best = min(distance.values())
+        return {name for name, value in distance.items() if math.isclose(value, best, rel_tol=1e-12, abs_tol=1e-15)}
+    best = min(candidates.values()) if better == "lower" else max(candidates.values())
+    return {name for name, value in candidates.items() if math.isclose(value, best, rel_tol=1e-12, abs_tol=1e-15)}
+
+
+def _per_repeat_values(method: str, metric: str, values: Any) -> dict[str, np.ndarray]:
+    """Values of one metric as ``{key: (R,) array}``; vector-valued repeats (R, k) become ``key_top1..k``."""
+    array = to_numpy(values)
+    if array.ndim == 0:
+        array = array[None]
+    if array.size == 0:
+        return {}  # not measured for this method (e.g. MultiModality of real motions): shown as "–"
+    if array.ndim == 1:
+        return {metric: array}
+    if array.ndim == 2 and array.shape[0] > 0:
+        return {f"{metric}_top{i + 1}": array[:, i] for i in range(array.shape[1])}
+    raise ValueError(
+        f"results[{method!r}][{metric!r}] must be a list of per-repeat numbers (or of per-repeat vectors such as "
+        f"R-precision top-1..3), got shape {array.shape}"
+    )
+
+
+# ----------------------------------------------------------------------------- generation report
+def write_report(
+    results: Mapping[str, Mapping[str, Sequence]],
+    out_dir: str | os.PathLike,
+    title: str,
+    reference: str | None = None,
+    metrics: Sequence[MetricSpec] = GENERATION_METRICS,
+) -> dict[str, Path]:
+    """Write ``report.json``, ``report.md`` and ``metrics.png`` into ``out_dir``; returns their paths.
+
+    Args:
+        results: ``{method: {metric key: [value per repeat]}}``, methods in table order. Keys of ``metrics``
+            (``fid``, ``r_precision_top1``..``3``, ``mm_dist``, ``diversity``, ``multimodality``,
+            ``skating_ratio``) get their header and direction; a metric given as per-repeat vectors
+            (e.g. ``r_precision: [[top1, top2, top3], ...]``) is split into ``<key>_top1..k``; other keys are
+            reported after them without a direction. An empty list means "not measured" (a "–" cell).
+        out_dir: folder to write into (created).
+        title: Markdown heading and figure title.
+        reference: name of a row that is not a competitor (e.g. ``"real motions"``); never bolded, and the
+            target of "closer is better" metrics (Diversity). Without it Diversity is not bolded.
+        metrics: column specs, in column order.
+
+    Each cell is ``mean ± half-width`` of :func:`adamotion.eval.metrics.mean_ci95` (1.96 · std / sqrt(n)).
+    """
+    if not results:
+        raise ValueError("results is empty: nothing to report")
+    if reference is not None and reference not in results:
+        raise ValueError(f"reference {reference!r} is not one of the methods {list(results)}")
+
+    # ---- statistics per method and metric
+    statistics: dict[str, dict[str, dict]] = {}
+    seen_keys: list[str] = []
+    for method, per_metric in results.items():
+        statistics[method] = {}
+        for metric, values in per_metric.items():
+            for key, column in _per_repeat_values(method, metric, values).items():
+                mean, half_width = mean_ci95(column)
+                statistics[method][key] = {
+                    "mean": mean, "ci95": half_width, "n": int(column.size), "values": column.tolist(),
+                }
+                if key not in seen_keys:
+                    seen_keys.append(key)
+    known = {spec.key: spec for spec in metrics}
+    columns = [spec for spec in metrics if spec.key in seen_keys]
+    columns += [MetricSpec(key, key, "none") for key in seen_keys if key not in known]
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / REPORT_JSON, "md": out_dir / REPORT_MD, "png": out_dir / REPORT_PNG}
+
+    atomic_write_json(paths["json"], {
+        "title": title,
+        "methods": list(results),
+        "reference": reference,
+        "metrics": [spec.key for spec in columns],
+        "interval": "mean ± 1.96 * std(ddof=0) / sqrt(n) over repeats",
+        "results": statistics,
+    })
+    atomic_write_text(paths["md"], _report_markdown(statistics, columns, title, reference))
+    _save_figure_png(_report_figure(statistics, columns, title, reference), paths["png"])
+    return paths
+
+
+def _report_markdown(statistics: dict, columns: list[MetricSpec], title: str, reference: str | None) -> str:
+    headers = ["Method"] + [spec.header if spec.better in _ARROWS else spec.label for spec in columns]
+    bold: dict[str, set[str]] = {}
+    for spec in columns:
+        if spec.better not in _ARROWS:
+            bold[spec.key] = set()
+            continue
+        competitors = {m: s[spec.key]["mean"] for m, s in statistics.items() if m != reference and spec.key in s}
+        reference_mean = statistics.get(reference, {}).get(spec.key, {}).get("mean") if reference else None
+        bold[spec.key] = _best_rows(competitors, spec.better, reference_mean)
+
+    lines = [f"# {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    repeats = sorted({s["n"] for per_method in statistics.values() for s in per_method.values()})
+    for method, per_method in statistics.items():
+        cells = [_markdown_cell(method)]
+        for spec in columns:
+            if spec.key not in per_method:
+                cells.append("–")
+                continue
+            stat = per_method[spec.key]
+            text = f"{stat['mean']:.{spec.decimals}f} ± {stat['ci95']:.{spec.decimals}f}"
+            cells.append(f"**{text}**" if method in bold[spec.key] else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Mean ± 95% confidence interval (1.96·σ/√n, σ over repeats) over n = {', '.join(map(str, repeats))} "
+        "repeated evaluations. ↓ lower is better, ↑ higher is better, → closest to "
+        f"{_markdown_cell(reference) if reference else 'real motions'} is better; best in bold"
+        + (f" ({_markdown_cell(reference)} excluded)." if reference else "."),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _report_figure(statistics: dict, columns: list[MetricSpec], title: str, reference: str | None):
+    methods = list(statistics)
+    num_columns = min(4, len(columns))
+    num_rows = math.ceil(len(columns) / num_columns)
+    figure = _new_figure(3.4 * num_columns, 3.0 * num_rows + 0.6)
+    colours = [f"C{i % 10}" for i in range(len(methods))]
+    for position, spec in enumerate(columns):
+        axes = figure.add_subplot(num_rows, num_columns, position + 1)
+        present = [m for m in methods if spec.key in statistics[m]]
+        means = [statistics[m][spec.key]["mean"] for m in present]
+        errors = [statistics[m][spec.key]["ci95"] for m in present]
+        axes.bar(range(len(present)), means, yerr=errors, capsize=4,
+                 color=[colours[methods.index(m)] for m in present],
+                 edgecolor=["black" if m == reference else "none" for m in present])
+        axes.set_xticks(range(len(present)))
+        axes.set_xticklabels(present, rotation=30, ha="right", fontsize=8)
+        axes.set_title(spec.header if spec.better in _ARROWS else spec.label, fontsize=10)
+        axes.grid(axis="y", alpha=0.3)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+# ----------------------------------------------------------------------------- training curves
+def _read_training_log(name: str, path: str | os.PathLike) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{column: (steps, values)}`` for every non-step column of a CSV log; blank cells are skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"training log {name!r}: {path} not found")
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or "step" not in reader.fieldnames:
+            raise ValueError(f"training log {path} needs a header with a 'step' column, got {reader.fieldnames}")
+        series: dict[str, tuple[list, list]] = {c: ([], []) for c in reader.fieldnames if c != "step"}
+        for line_number, row in enumerate(reader, start=2):
+            try:
+                step = float(row["step"])
+                for column, (steps, values) in series.items():
+                    cell = (row.get(column) or "").strip()
+                    if cell:
+                        steps.append(step)
+                        values.append(float(cell))
+            except ValueError as exc:
+                raise ValueError(f"{path}:{line_number}: non-numeric value ({exc})") from exc
+    return {column: (np.asarray(s), np.asarray(v)) for column, (s, v) in series.items() if s}
+
+
+def plot_training_curves(csv_paths: Mapping[str, str | os.PathLike], out_png: str | os.PathLike,
+                         title: str = "Training curves", columns: Sequence[str] | None = None) -> Path:
+    """One subplot per logged column, one line per run: ``csv_paths`` is ``{run name: CSV with step + losses}``.
+
+    Every non-``step`` column is drawn (losses, grad norm, lr ...) unless ``columns`` names the ones to draw.
+    """
+    if not csv_paths:
+        raise ValueError("csv_paths is empty: nothing to plot")
+    runs = {name: _read_training_log(name, path) for name, path in csv_paths.items()}
+    logged_columns: list[str] = []
+    for logged in runs.values():
+        logged_columns += [column for column in logged if column not in logged_columns]
+    if columns is not None:
+        missing = [column for column in columns if column not in logged_columns]
+        if missing:
+            raise ValueError(f"columns {missing} are not in the logs; logged columns: {logged_columns}")
+        logged_columns = list(columns)
+    columns = logged_columns
+    if not columns:
+        raise ValueError(f"no loss values in {list(csv_paths.values())}")
+
+    num_columns = min(3, len(columns))
+    num_rows = math.ceil(len(columns) / num_columns)
+    figure = _new_figure(4.2 * num_columns, 3.2 * num_rows + 0.6)
+    for position, column in enumerate(columns):
+        axes = figure.add_subplot(num_rows, num_columns, position + 1)
+        for run_number, (name, logged) in enumerate(runs.items()):
+            if column in logged:
+                steps, values = logged[column]
+                axes.plot(steps, values, label=name, color=f"C{run_number % 10}", linewidth=1.2)
+        axes.set_title(column, fontsize=10)
+        axes.set_xlabel("step")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return _save_figure_png(figure, out_png)
+
+
+# ----------------------------------------------------------------------------- retrieval table
+def format_retrieval_table(results: Mapping[str, Mapping[str, float]], decimals: int = 2) -> str:
+    """Markdown table of retrieval results side by side: one row per metric, one column per model.
+
+    Rows follow :func:`retrieval_metric_names` (t2m R@1..10, MedR, m2t ..., Rsum), then any extra keys.
+    The best value of each row is bolded (median rank: lowest; recalls and Rsum: highest). With exactly two
+    models a ``Δ`` column gives second minus first (e.g. adapted − vanilla).
+    """
+    if not results:
+        raise ValueError("results is empty: nothing to tabulate")
+    names = list(results)
+    rows = [key for key in retrieval_metric_names() if any(key in r for r in results.values())]
+    for retrieval in results.values():
+        rows += [key for key in retrieval if key not in rows]
+    with_delta = len(names) == 2
+
+    headers = ["Metric"] + [_markdown_cell(name) for name in names] + (["Δ"] if with_delta else [])
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for key in rows:
+        values = {name: float(results[name][key]) for name in names if key in results[name]}
+        better = "lower" if key.endswith("MedR") else "higher"
+        arrow = _ARROWS[better]
+        best = _best_rows(values, better, None)
+        cells = [f"{key} {arrow}"]
+        for name in names:
+            if name not in values:
+                cells.append("–")
+                continue
+            text = f"{values[name]:.{decimals}f}"
+            cells.append(f"**{text}**" if name in best else text)
+        if with_delta:
+            first, second = names
+            cells.append(f"{values[second] - values[first]:+.{decimals}f}" if len(values) == 2 else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""User studies: build a study folder, collect rankings in SQLite, export results."""

@@ -1,0 +1,375 @@
+"""Known-answer tests for generation metrics, retrieval metrics, the embedding index cache and reports."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from adamotion.eval.metrics import (
+    diversity,
+    frechet_distance,
+    mean_ci95,
+    mm_distance,
+    multimodality,
+    r_precision,
+    skating_ratio,
+)
+from adamotion.eval.report import format_retrieval_table, plot_training_curves, write_report
+from adamotion.motion.skeleton import HUMANML3D, KIT
+from adamotion.retrieval.index import EmbeddingIndex, build_or_load_index, checksum_paths
+from adamotion.retrieval.metrics import retrieval_metric_names, retrieval_metrics
+
+
+# ============================================================================ FID
+def test_fid_of_a_set_with_itself_is_zero():
+    samples = np.random.default_rng(0).normal(size=(500, 8))
+    assert frechet_distance(samples, samples) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_fid_of_two_gaussians_matches_the_closed_form():
+    rng = np.random.default_rng(1)
+    mean_a, mean_b = np.array([0.0, 1.0, -1.0, 2.0]), np.array([1.0, 1.0, 0.5, 0.0])
+    var_a, var_b = np.array([1.0, 4.0, 0.25, 2.0]), np.array([2.0, 1.0, 1.0, 0.5])
+    samples_a = mean_a + np.sqrt(var_a) * rng.normal(size=(100_000, 4))
+    samples_b = mean_b + np.sqrt(var_b) * rng.normal(size=(100_000, 4))
+    # diagonal covariances: tr(S1 + S2 - 2 (S1 S2)^1/2) = sum (sqrt(a) - sqrt(b))^2
+    expected = np.sum((mean_a - mean_b) ** 2) + np.sum((np.sqrt(var_a) - np.sqrt(var_b)) ** 2)
+    assert expected == pytest.approx(7.25 + 1.9216, abs=1e-3)  # mean shift 7.25, spread 1.92
+    assert frechet_distance(samples_a, samples_b) == pytest.approx(expected, rel=0.01)
+
+
+def test_fid_near_singular_covariances_stay_finite_and_torch_is_accepted():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    few_real, few_gen = rng.normal(size=(5, 16)), rng.normal(size=(6, 16)) + 3.0  # rank-deficient covariances
+    value = frechet_distance(few_real, few_gen)
+    assert np.isfinite(value) and value > 16 * 9 * 0.5  # the mean shift alone is ~144
+    assert frechet_distance(torch.from_numpy(few_real), torch.from_numpy(few_gen)) == pytest.approx(value)
+    with pytest.raises(ValueError, match="same width"):
+        frechet_distance(few_real, few_gen[:, :8])
+
+
+# ============================================================================ diversity / multimodality
+def test_diversity_of_points_at_known_distances():
+    simplex = 3.0 * np.eye(10)  # every pair of distinct points is 3*sqrt(2) apart
+    assert diversity(simplex, pairs=300, rng=0) == pytest.approx(3.0 * np.sqrt(2.0))
+    two_points = np.array([[0.0, 0.0], [3.0, 4.0]])
+    assert diversity(two_points, pairs=50, rng=1) == pytest.approx(5.0)
+    assert diversity(simplex, rng=7) == diversity(simplex, rng=7)  # seeded: repeatable
+
+
+def test_multimodality_identical_samples_is_zero_and_known_spread():
+    same = np.repeat(np.random.default_rng(3).normal(size=(4, 1, 6)), 5, axis=1)  # (K=4, S=5, D=6)
+    assert multimodality(same, pairs=10, rng=0) == 0.0
+    two_samples = np.zeros((3, 2, 2))
+    two_samples[:, 1, 0] = 2.0  # the two generations of every caption are 2 apart
+    assert multimodality(two_samples, pairs=10, rng=0) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="K captions"):
+        multimodality(np.zeros((3, 2)))
+
+
+# ============================================================================ R-precision / MM-Dist
+def test_r_precision_identical_embeddings_is_perfect():
+    embeddings = np.random.default_rng(4).normal(size=(96, 16))
+    np.testing.assert_array_equal(r_precision(embeddings, embeddings, rng=0), [1.0, 1.0, 1.0])
+    assert mm_distance(embeddings, embeddings) == 0.0
+
+
+def test_r_precision_shuffled_pairing_is_at_chance():
+    rng = np.random.default_rng(5)
+    text = rng.normal(size=(32 * 250, 16))
+    motion = text[rng.permutation(len(text))]  # each motion paired with an unrelated caption
+    top = r_precision(text, motion, pool=32, top_k=3, rng=rng)
+    np.testing.assert_allclose(top, np.array([1, 2, 3]) / 32, atol=0.012)
+    assert np.all(np.diff(top) >= 0)
+
+
+def test_r_precision_uses_batches_of_pool_and_drops_the_incomplete_one():
+    rng = np.random.default_rng(6)
+    text = rng.normal(size=(40, 8))
+    motion = text.copy()
+    motion[32:] = rng.normal(size=(8, 8))  # the last 8 pairs are mismatched, but fall in the dropped batch
+    np.testing.assert_array_equal(r_precision(text, motion, pool=32, shuffle=False), [1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="at least pool"):
+        r_precision(text[:20], motion[:20], pool=32)
+
+
+def test_mm_distance_known_value():
+    text = np.zeros((3, 2))
+    motion = np.array([[3.0, 4.0], [0.0, 1.0], [0.0, 2.0]])
+    assert mm_distance(text, motion) == pytest.approx((5 + 1 + 2) / 3)
+
+
+# ============================================================================ mean ± CI
+def test_mean_ci95_matches_hand_computation():
+    mean, half_width = mean_ci95([1.0, 2.0, 3.0, 4.0])
+    # population std of 1..4 = sqrt(1.25); 1.96 * sqrt(1.25) / sqrt(4)
+    assert mean == 2.5
+    assert half_width == pytest.approx(1.96 * 1.1180339887 / 2.0)
+    means, widths = mean_ci95([[1.0, 10.0], [3.0, 10.0]])  # per-repeat vectors: per-column statistics
+    np.testing.assert_allclose(means, [2.0, 10.0])
+    np.testing.assert_allclose(widths, [1.96 * 1.0 / np.sqrt(2), 0.0])
+
+
+# ============================================================================ skating ratio
+def _standing_clip(num_frames: int = 11, skeleton=HUMANML3D) -> np.ndarray:
+    """(T, J, 3): every joint 1 m up, feet planted on the floor at fixed x/z."""
+    joints = np.zeros((num_frames, skeleton.num_joints, 3))
+    joints[:, :, 1] = 1.0
+    joints[:, list(skeleton.foot_joints), 1] = 0.0
+    return joints
+
+
+def _slide(joints: np.ndarray, foot: tuple[int, ...], step_m: float, frames: slice = slice(None)) -> np.ndarray:
+    """Move ``foot`` joints along x by ``step_m`` per frame inside ``frames`` (positions accumulate)."""
+    out = joints.copy()
+    steps = np.zeros(len(joints))
+    steps[frames] = step_m
+    out[:, list(foot), 0] += np.cumsum(steps)[:, None] - steps[0]
+    return out
+
+
+def test_skating_ratio_sliding_foot_on_the_ground():
+    standing = _standing_clip()
+    assert skating_ratio(standing) == 0.0
+    fast = _slide(standing, HUMANML3D.feet_left, 0.03)  # 3 cm/frame > 2.5 cm at 20 fps
+    assert skating_ratio(fast) == 1.0
+    slow = _slide(standing, HUMANML3D.feet_left, 0.01)  # 1 cm/frame: normal contact drift
+    assert skating_ratio(slow) == 0.0
+    lifted = fast.copy()
+    lifted[:, list(HUMANML3D.feet_left), 1] = 0.06  # same speed, 6 cm above the floor: swinging, not skating
+    assert skating_ratio(lifted) == 0.0
+    half = _slide(standing, HUMANML3D.feet_right, 0.03, frames=slice(0, 6))  # slides during 5 of 10 steps
+    assert skating_ratio(half) == pytest.approx(0.5)
+    up_only = standing.copy()
+    up_only[:, list(HUMANML3D.feet_left), 1] = np.linspace(0.0, 0.049, 11)[:, None]  # vertical motion only
+    assert skating_ratio(up_only) == 0.0
+
+
+def test_skating_threshold_scales_with_fps():
+    fast = _slide(_standing_clip(), HUMANML3D.feet_left, 0.03)  # 3 cm/frame
+    assert skating_ratio(fast, fps=20) == 1.0
+    assert skating_ratio(fast, fps=10) == 0.0  # at 10 fps 3 cm/frame is 0.3 m/s < 0.5 m/s
+    slow = _slide(_standing_clip(), HUMANML3D.feet_left, 0.015)
+    assert skating_ratio(slow, fps=20) == 0.0
+    assert skating_ratio(slow, fps=40) == 1.0  # 1.5 cm/frame at 40 fps is 0.6 m/s
+    kit = _slide(_standing_clip(skeleton=KIT), KIT.feet_right, 0.03, frames=slice(0, 6))
+    assert skating_ratio(kit, skeleton=KIT) == 0.0  # KIT's 12.5 fps: threshold 4 cm/frame
+
+
+def test_skating_ratio_padded_batch_with_lengths_and_mask():
+    sliding = _slide(_standing_clip(), HUMANML3D.feet_left, 0.03)
+    padded = _standing_clip()
+    padded[6:] = sliding[6:] + 5.0 * np.array([1.0, 0.0, 0.0])  # garbage padding after 6 real frames
+    padded[6:, :, 1] = 0.0
+    batch = np.stack([sliding, padded])  # (B=2, T=11, J, 3)
+    np.testing.assert_allclose(skating_ratio(batch, lengths=[11, 6], reduce="none"), [1.0, 0.0])
+    mask = np.arange(11)[None, :] < np.array([[11], [6]])
+    np.testing.assert_allclose(skating_ratio(batch, mask=mask, reduce="none"), [1.0, 0.0])
+    assert skating_ratio(batch, lengths=[11, 6]) == pytest.approx(0.5)
+    assert skating_ratio(batch, reduce="none")[1] > 0  # without lengths the padding counts
+    with pytest.raises(ValueError, match="fewer than 2 valid frames"):
+        skating_ratio(batch, lengths=[11, 1])
+    with pytest.raises(ValueError, match="skeleton"):
+        skating_ratio(batch[:, :, :21])
+
+
+# ============================================================================ retrieval metrics
+def _similarity_with_ranks(ranks: list[int]) -> np.ndarray:
+    """(N, N) similarity whose row i ranks its diagonal item at position ranks[i] (1-based)."""
+    size = len(ranks)
+    sim = np.zeros((size, size))
+    for row, rank in enumerate(ranks):
+        others = [col for col in range(size) if col != row]
+        order = others[: rank - 1] + [row] + others[rank - 1:]
+        sim[row, order] = np.arange(size, 0, -1)  # first in order gets the highest score
+    return sim
+
+
+def test_retrieval_identity_similarity_is_perfect():
+    result = retrieval_metrics(np.eye(12))
+    assert list(result) == retrieval_metric_names()
+    for direction in ("t2m", "m2t"):
+        for k in (1, 2, 3, 5, 10):
+            assert result[f"{direction}/R@{k}"] == 100.0
+        assert result[f"{direction}/MedR"] == 1.0
+    assert result["Rsum"] == 1000.0
+
+
+def test_retrieval_known_ranks_give_exact_recalls():
+    sim = _similarity_with_ranks(list(range(1, 21)))  # text i finds its motion at rank i + 1
+    result = retrieval_metrics(sim)
+    expected = {"R@1": 5.0, "R@2": 10.0, "R@3": 15.0, "R@5": 25.0, "R@10": 50.0, "MedR": 10.5}
+    for key, value in expected.items():
+        assert result[f"t2m/{key}"] == pytest.approx(value)
+    transposed = retrieval_metrics(sim.T)  # motion-to-text of sim.T is text-to-motion of sim
+    for key, value in expected.items():
+        assert transposed[f"m2t/{key}"] == pytest.approx(value)
+    assert result["Rsum"] == pytest.approx(sum(result[f"{d}/R@{k}"] for d in ("t2m", "m2t") for k in (1, 2, 3, 5, 10)))
+
+    reversed_sim = -np.eye(10)  # every true pair scores lowest: rank 10 of 10
+    reversed_result = retrieval_metrics(reversed_sim)
+    assert [reversed_result[f"t2m/R@{k}"] for k in (1, 2, 3, 5, 10)] == [0.0, 0.0, 0.0, 0.0, 100.0]
+    assert reversed_result["m2t/MedR"] == 10.0
+    assert retrieval_metrics(np.ones((10, 10)))["t2m/MedR"] == 10.0  # ties count against the query
+
+
+def test_retrieval_threshold_protocol_counts_near_duplicate_captions():
+    sim = np.eye(4)
+    sim[0] = [0.5, 0.9, 0.1, 0.0]  # caption 0 prefers motion 1 over its own motion 0
+    text_sim = np.eye(4)
+    text_sim[0, 1] = text_sim[1, 0] = 0.97  # captions 0 and 1 say the same thing
+    normal = retrieval_metrics(sim, protocol="normal")
+    assert normal["t2m/R@1"] == 75.0  # caption 0 finds its motion second
+    threshold = retrieval_metrics(sim, protocol="threshold", text_sim=text_sim)
+    assert threshold["t2m/R@1"] == 100.0  # motion 1 is described by a near-identical caption
+    assert retrieval_metrics(sim, protocol="threshold", text_sim=text_sim, threshold=0.99)["t2m/R@1"] == 75.0
+    with pytest.raises(ValueError, match="needs text_sim"):
+        retrieval_metrics(sim, protocol="threshold")
+    with pytest.raises(ValueError, match="unknown retrieval protocol"):
+        retrieval_metrics(sim, protocol="nearest")
+    with pytest.raises(ValueError, match="square"):
+        retrieval_metrics(np.zeros((3, 4)))
+
+
+def test_retrieval_guo_protocol_scores_batches_of_32():
+    sim = np.full((64, 64), 5.0)  # cross-batch pairs look very similar: they only hurt the "normal" gallery
+    sim[:32, :32] = np.eye(32)  # batch 0: perfect
+    sim[32:, 32:] = -np.eye(32)  # batch 1: every true pair last of 32
+    guo = retrieval_metrics(sim, protocol="guo", batch=32, shuffle=False)
+    assert guo["t2m/R@1"] == 50.0 and guo["m2t/R@10"] == 50.0
+    assert guo["t2m/MedR"] == pytest.approx((1 + 32) / 2)
+    normal = retrieval_metrics(sim, protocol="normal")
+    assert normal["t2m/R@10"] == 0.0
+    shuffled = retrieval_metrics(np.eye(70), protocol="guo", rng=0)  # 2 full batches, 6 pairs dropped
+    assert shuffled["Rsum"] == 1000.0
+    with pytest.raises(ValueError, match="at least batch"):
+        retrieval_metrics(np.eye(20), protocol="guo")
+
+
+# ============================================================================ embedding index
+def test_index_search_returns_known_nearest():
+    gallery = np.eye(4) * 7.0  # normalised to the unit axes
+    index = EmbeddingIndex(embeddings=gallery, ids=["a", "b", "c", "d"],
+                           captions=["walk", "run", "jump", "sit"],
+                           caption_embeddings=np.eye(4)[[2, 0]], caption_texts=["a jump", "a walk"],
+                           caption_ids=["c", "a"])
+    hits = index.search_text(np.array([0.1, 0.0, 2.0, 0.0]), k=2)
+    assert [hit[0] for hit in hits] == ["c", "a"]
+    assert hits[0][2] == "jump" and hits[0][1] == pytest.approx(2.0 / np.hypot(0.1, 2.0))
+    batched = index.search_text(np.array([[0, 0, 0, 1.0], [0, 1.0, 0, 0]]), k=10)
+    assert [hits[0][0] for hits in batched] == ["d", "b"] and len(batched[0]) == 4  # k clipped to N
+    assert index.search_motion(np.array([0.0, 0, 1, 0]), k=1) == [("c", pytest.approx(1.0), "a jump")]
+    with pytest.raises(ValueError, match="unique"):
+        EmbeddingIndex(embeddings=gallery, ids=["a", "a", "b", "c"])
+
+
+def test_index_cache_rebuilds_only_when_checkpoint_or_data_change(tmp_path):
+    checkpoint, data = tmp_path / "ckpt", tmp_path / "test.txt"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text('{"dim": 3}')
+    (checkpoint / "model.safetensors").write_bytes(b"\x00\x01\x02weights")
+    data.write_text("000001\n000002\n")
+    calls = []
+
+    def build():
+        calls.append(1)
+        return EmbeddingIndex(embeddings=np.eye(3), ids=["x", "y", "z"], captions=["a", "b", "c"],
+                              metadata={"encoder": "vanilla"})
+
+    def key_parts():
+        return {"checkpoint": checksum_paths(checkpoint), "data": checksum_paths([data])}
+
+    cache = tmp_path / "cache"
+    first = build_or_load_index(cache, key_parts(), build)
+    second = build_or_load_index(cache, key_parts(), build)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(second.embeddings, first.embeddings)
+    assert second.ids == ["x", "y", "z"] and second.metadata == {"encoder": "vanilla"}
+
+    original_weights = (checkpoint / "model.safetensors").read_bytes()
+    (checkpoint / "model.safetensors").write_bytes(b"\x00\x01\x03weights")  # one byte changed
+    build_or_load_index(cache, key_parts(), build)
+    assert len(calls) == 2
+    data.write_text("000001\n000003\n")
+    build_or_load_index(cache, key_parts(), build)
+    assert len(calls) == 3
+    build_or_load_index(cache, key_parts(), build)
+    assert len(calls) == 3
+
+    (checkpoint / "model.safetensors").write_bytes(original_weights)  # back to the first checkpoint + data
+    data.write_text("000001\n000002\n")
+    build_or_load_index(cache, key_parts(), build)
+    assert len(calls) == 3  # its cache folder is still there
+
+    for folder in cache.iterdir():  # a corrupt cache is rebuilt, not trusted
+        (folder / "embeddings.safetensors").write_bytes(b"garbage")
+    build_or_load_index(cache, key_parts(), build)
+    assert len(calls) == 4
+
+
+# ============================================================================ reports
+def test_write_report_files_read_back(tmp_path):
+    from matplotlib.image import imread
+
+    results = {
+        "real motions": {"fid": [0.0, 0.0], "r_precision": [[0.5, 0.7, 0.8], [0.52, 0.7, 0.8]],
+                         "diversity": [9.5, 9.7], "mm_dist": [3.0, 3.0], "skating_ratio": []},
+        "baseline": {"fid": [0.5, 0.7], "r_precision": [[0.4, 0.6, 0.7], [0.42, 0.6, 0.72]],
+                     "diversity": [9.0, 9.0], "mm_dist": [3.5, 3.7], "skating_ratio": [0.1, 0.09]},
+        "AdaQF": {"fid": [0.1, 0.2], "r_precision": [[0.45, 0.65, 0.75], [0.47, 0.65, 0.77]],
+                  "diversity": [9.4, 9.8], "mm_dist": [3.2, 3.4], "skating_ratio": [0.05, 0.07]},
+    }
+    paths = write_report(results, tmp_path / "report", "HumanML3D test", reference="real motions")
+
+    report = json.loads(paths["json"].read_text())
+    assert report["methods"] == ["real motions", "baseline", "AdaQF"]
+    fid = report["results"]["baseline"]["fid"]
+    assert fid["values"] == [0.5, 0.7] and fid["mean"] == pytest.approx(0.6)
+    assert fid["ci95"] == pytest.approx(1.96 * 0.1 / np.sqrt(2))
+    assert report["results"]["AdaQF"]["r_precision_top3"]["mean"] == pytest.approx(0.76)
+
+    markdown = paths["md"].read_text()
+    lines = markdown.splitlines()
+    header = next(line for line in lines if line.startswith("| Method"))
+    assert "FID ↓" in header and "R-prec top-3 ↑" in header and "Skating ratio ↓" in header
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| Method")]
+    assert [row.split("|")[1].strip() for row in rows] == ["real motions", "baseline", "AdaQF"]
+    adaqf = rows[2].split("|")
+    assert adaqf[2].strip() == "**0.150 ± 0.069**"  # best FID among competitors
+    assert adaqf[6].strip() == "**3.300 ± 0.139**" and adaqf[7].strip().startswith("**9.600")  # diversity closest to real motions (9.6)
+    assert "**" not in rows[0]  # the reference row is never bolded
+    assert rows[0].split("|")[-2].strip() == "–"  # no skating ratio for real motions
+
+    image = imread(paths["png"])
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+
+
+def test_training_curves_and_retrieval_table(tmp_path):
+    from matplotlib.image import imread
+
+    logs = {}
+    for name, scale in (("baseline", 1.0), ("adaqf", 0.5)):
+        path = tmp_path / f"{name}.csv"
+        path.write_text("step,loss_mse,loss_motion\n" + "".join(
+            f"{step},{scale / (step + 1)},{'' if step % 2 else scale}\n" for step in range(20)))
+        logs[name] = path
+    out = plot_training_curves(logs, tmp_path / "curves.png")
+    assert imread(out).shape[0] > 100
+    plot_training_curves(logs, tmp_path / "mse.png", columns=["loss_mse"])
+    with pytest.raises(ValueError, match="not in the logs"):
+        plot_training_curves(logs, tmp_path / "none.png", columns=["loss_kl"])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("iteration,loss\n1,2\n")
+    with pytest.raises(ValueError, match="'step' column"):
+        plot_training_curves({"bad": bad}, tmp_path / "bad.png")
+
+    vanilla = retrieval_metrics(_similarity_with_ranks(list(range(1, 21))))
+    adapted = retrieval_metrics(np.eye(20))
+    table = format_retrieval_table({"vanilla": vanilla, "adapted": adapted})
+    lines = table.strip().splitlines()
+    assert lines[0] == "| Metric | vanilla | adapted | Δ |"
+    assert len(lines) == 2 + len(retrieval_metric_names())
+    assert "| t2m/R@1 ↑ | 5.00 | **100.00** | +95.00 |" in lines
+    assert "| t2m/MedR ↓ | 10.50 | **1.00** | -9.50 |" in lines
