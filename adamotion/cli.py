@@ -12,6 +12,12 @@ import sys
 
 COMMAND_MODULES = [
     "adamotion.data.commands",
+    "adamotion.train.commands",
+    "adamotion.generate_commands",
+    "adamotion.bench",
+    "adamotion.study.commands",
+    "adamotion.eval.commands",
+    "adamotion.retrieval.bench",
 ]
 
 

@@ -1,0 +1,160 @@
+"""Dataset metadata: which skeleton/format the features use and how they are normalised.
+
+A :class:`DatasetMeta` travels with every model trained on a dataset (saved as a folder beside the
+weights), so a checkpoint always de-normalises its output with the statistics it was trained with.
+The evaluator models keep their own statistics; never mix the two.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from adamotion.utils.serialization import CheckpointError, load_config, load_tensors, save_folder
+
+COMPONENT = "dataset_meta"
+DEFAULT_NORMALIZATION = "mean/std read from the dataset's Mean.npy/Std.npy"
+
+
+@dataclass
+class DatasetMeta:
+    """Feature format and normalisation statistics of a motion dataset."""
+
+    name: str  # dataset name, e.g. the folder name
+    skeleton: Skeleton  # the format object (a name such as "humanml3d" is resolved)
+    fps: float  # frames per second of the features
+    feature_dim: int  # F, e.g. 263 for HumanML3D
+    mean: np.ndarray  # (F,) float32, subtracted by normalize()
+    std: np.ndarray  # (F,) float32, divided by normalize(); all > 0
+    normalization: str = DEFAULT_NORMALIZATION  # how mean/std were computed (group-averaged std, splits, ...)
+    extra: dict = field(default_factory=dict)  # free-form provenance (JSON-serialisable)
+
+    def __post_init__(self):
+        if isinstance(self.skeleton, str):
+            self.skeleton = Skeleton.from_name(self.skeleton)
+        if not isinstance(self.skeleton, Skeleton):
+            raise TypeError(f"skeleton must be a Skeleton or its name, got {type(self.skeleton).__name__}")
+        self.fps = float(self.fps)
+        self.feature_dim = int(self.feature_dim)
+        self.mean = _as_vector(self.mean, "mean")
+        self.std = _as_vector(self.std, "std")
+        for label, arr in (("mean", self.mean), ("std", self.std)):
+            if arr.shape != (self.feature_dim,):
+                raise ValueError(f"DatasetMeta {self.name!r}: {label} has shape {arr.shape}, expected ({self.feature_dim},)")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"DatasetMeta {self.name!r}: {label} contains NaN/inf; recompute the dataset statistics")
+        if np.any(self.std <= 0):
+            raise ValueError(f"DatasetMeta {self.name!r}: std must be > 0 everywhere "
+                             f"({int(np.sum(self.std <= 0))} entries are not); recompute the dataset statistics")
+        if self.skeleton.feature_dim != self.feature_dim:
+            raise ValueError(f"DatasetMeta {self.name!r}: skeleton {self.skeleton.name!r} has {self.skeleton.feature_dim} "
+                             f"features per frame but feature_dim is {self.feature_dim}")
+
+    # ------------------------------------------------------------------ (de)normalisation
+    def normalize(self, x: Any) -> Any:
+        """``(x - mean) / std`` over the last axis; numpy in -> numpy out, torch in -> torch out."""
+        mean, std = self._stats_like(x)
+        return (x - mean) / std
+
+    def denormalize(self, x: Any) -> Any:
+        """``x * std + mean`` over the last axis (inverse of :meth:`normalize`)."""
+        mean, std = self._stats_like(x)
+        return x * std + mean
+
+    def _stats_like(self, x: Any):
+        shape = tuple(getattr(x, "shape", ()))
+        if not shape or shape[-1] != self.feature_dim:
+            raise ValueError(f"expected features with last dimension {self.feature_dim} ({self.skeleton.name}), "
+                             f"got shape {shape}")
+        if _is_torch(x):
+            import torch
+
+            dtype = x.dtype if x.is_floating_point() else torch.float32
+            return (torch.as_tensor(self.mean, dtype=dtype, device=x.device),
+                    torch.as_tensor(self.std, dtype=dtype, device=x.device))
+        x_dtype = np.asarray(x).dtype
+        dtype = x_dtype if np.issubdtype(x_dtype, np.floating) else np.float32
+        return self.mean.astype(dtype), self.std.astype(dtype)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (mean, std) atomically."""
+        import torch
+
+        config = {"name": self.name, "skeleton": self.skeleton.name, "fps": self.fps, "feature_dim": self.feature_dim,
+                  "normalization": self.normalization, "extra": self.extra}
+        tensors = {"mean": torch.from_numpy(self.mean.copy()), "std": torch.from_numpy(self.std.copy())}
+        return save_folder(directory, COMPONENT, config, tensors)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "DatasetMeta":
+        """Read a folder written by :meth:`save`; problems raise :class:`CheckpointError` naming the file."""
+        config = load_config(directory, COMPONENT)
+        tensors = load_tensors(directory)
+        missing = [k for k in ("mean", "std") if k not in tensors]
+        if missing:
+            raise CheckpointError(f"{Path(directory)}: dataset statistics lack {missing}; re-save the DatasetMeta")
+        try:
+            return cls(name=config.get("name", Path(directory).name), skeleton=config["skeleton"], fps=config["fps"],
+                       feature_dim=config["feature_dim"], mean=tensors["mean"].numpy(), std=tensors["std"].numpy(),
+                       normalization=config.get("normalization", DEFAULT_NORMALIZATION), extra=config.get("extra", {}))
+        except KeyError as exc:
+            raise CheckpointError(f"{Path(directory) / 'config.json'}: missing entry {exc}; re-save the DatasetMeta") from exc
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{Path(directory)}: inconsistent dataset metadata ({exc})") from exc
+
+    @classmethod
+    def from_dataset_root(cls, root: str | os.PathLike, skeleton: Skeleton | str | None = None,
+                          name: str | None = None) -> "DatasetMeta":
+        """Statistics of a HumanML3D-layout folder (``Mean.npy``/``Std.npy``).
+
+        The skeleton comes from the argument, else from the folder's ``corpus.json``, else HumanML3D.
+        """
+        root = Path(root).expanduser()
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root}: dataset folder not found; build one with `adamotion data synth --out {root}`")
+        info: dict = {}
+        if (root / "corpus.json").is_file():
+            try:
+                info = json.loads((root / "corpus.json").read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{root / 'corpus.json'}: corrupt JSON ({exc}); rebuild the corpus") from exc
+        if skeleton is None:
+            skeleton = info.get("skeleton", HUMANML3D.name)
+        if isinstance(skeleton, str):
+            skeleton = Skeleton.from_name(skeleton)
+        arrays = {}
+        for label in ("Mean", "Std"):
+            path = root / f"{label}.npy"
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: missing; the dataset's normalisation statistics are needed "
+                                        "(rebuild the corpus, or compute Mean.npy/Std.npy over the training split)")
+            try:
+                arr = np.load(path)
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"{path}: unreadable ({exc}); recompute the statistics") from exc
+            if arr.shape != (skeleton.feature_dim,):
+                raise ValueError(f"{path}: shape {arr.shape}, expected ({skeleton.feature_dim},) for skeleton "
+                                 f"{skeleton.name!r}; pass the dataset's skeleton (e.g. KIT for KIT-ML)")
+            arrays[label] = arr
+        note = info.get("normalization", {}).get("note", DEFAULT_NORMALIZATION)
+        return cls(name=name or root.name, skeleton=skeleton, fps=skeleton.fps, feature_dim=skeleton.feature_dim,
+                   mean=arrays["Mean"], std=arrays["Std"], normalization=note, extra={"root": str(root)})
+
+
+def _as_vector(x: Any, label: str) -> np.ndarray:
+    if _is_torch(x):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x, dtype=np.float32)
+    if arr.ndim != 1:
+        raise ValueError(f"DatasetMeta: {label} must be a 1-D vector, got shape {arr.shape}")
+    return arr
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "device")

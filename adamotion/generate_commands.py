@@ -1,0 +1,90 @@
+"""``adamotion generate``: one prompt -> joint positions (.npy), through :class:`adamotion.pipeline.MotionPipeline`."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CHECKPOINT = "checkpoints/default/adaqf"
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A relative checkpoint path is looked up in the working directory first, then in the project folder."""
+    path = Path(path).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    in_repo = REPO_ROOT / path
+    return in_repo if in_repo.exists() else path
+
+
+def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """``np.save`` into a temporary file next to ``path``, then rename (no half-written outputs)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, array)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    gen = sub.add_parser("generate", help="generate a motion from a text prompt (writes joint positions as .npy)",
+                         description="Generate motion from text. Writes joints (T, J, 3) in metres for one sample, "
+                                     "(N, T, J, 3) for --num-samples N > 1.")
+    gen.add_argument("prompt", help='what the person does, e.g. "a person jumps forward"')
+    gen.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
+                     help=f"pipeline folder (default: {DEFAULT_CHECKPOINT}; build it with `make default-checkpoints`)")
+    length = gen.add_mutually_exclusive_group()
+    length.add_argument("--length", type=int, metavar="FRAMES", help="motion length in frames (default: predicted from the text)")
+    length.add_argument("--seconds", type=float, help="motion length in seconds (converted at the skeleton's fps)")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--steps", type=int, default=None,
+                     help="sampling steps (default: the scheduler's training steps, 50; fewer = deterministic DDIM)")
+    gen.add_argument("--guidance", type=float, default=2.5, help="classifier-free guidance scale (1 = off)")
+    gen.add_argument("--encoder", choices=["ada", "vanilla"], default="ada",
+                     help="ada: the adapted text encoder; vanilla: the same encoder with its LoRA adapters disabled")
+    gen.add_argument("--num-samples", type=int, default=1)
+    gen.add_argument("--device", default="cpu", help="torch device (cpu, cuda, ...)")
+    gen.add_argument("--out", default="motion.npy", help="joint positions .npy (default: motion.npy)")
+    gen.add_argument("--features-out", default=None, help="also write the un-normalised features (T, F) .npy here")
+    gen.set_defaults(func=_generate)
+
+
+def _generate(args) -> int:
+    from tqdm import tqdm
+
+    from adamotion.pipeline import MotionPipeline, seconds_to_frames
+
+    pipe = MotionPipeline.from_pretrained(resolve_checkpoint(args.checkpoint), device=args.device)
+    frames = args.length
+    if args.seconds is not None:
+        frames = seconds_to_frames(args.seconds, pipe.skeleton)
+    with tqdm(total=args.steps or pipe.scheduler.num_train_timesteps, desc="denoising", unit="step", leave=False) as bar:
+        def progress(step: int, total: int) -> None:
+            bar.total = total
+            bar.update(step - bar.n)
+
+        output = pipe(args.prompt, lengths=frames, seed=args.seed, guidance_scale=args.guidance, steps=args.steps,
+                      encoder=args.encoder, num_samples=args.num_samples, progress=progress)
+    joints = output.joints[0] if len(output) == 1 else np.stack(output.joints)
+    save_npy_atomic(args.out, joints.astype(np.float32))
+    print(f"{output.encoder}: {len(output)} sample(s) of {output.lengths[0]} frames "
+          f"({output.lengths[0] / pipe.skeleton.fps:.1f} s, seed {output.seeds[0]}) in {output.timings['total']:.1f} s")
+    print(f"wrote joints {tuple(joints.shape)} to {args.out}")
+    if args.features_out:
+        feats = output.features[0] if len(output) == 1 else np.stack(output.features)
+        save_npy_atomic(args.features_out, feats.astype(np.float32))
+        print(f"wrote features {tuple(feats.shape)} to {args.features_out}")
+    return 0

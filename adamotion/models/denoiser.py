@@ -1,0 +1,322 @@
+"""MDM-style motion denoiser: a transformer that predicts the clean motion x0 from (x_t, t, text).
+
+Reads top to bottom:
+
+1. :class:`DenoiserConfig` - every size of the network, saved in ``config.json`` and rebuilt from it.
+2. Building blocks - sinusoidal embeddings, self- and cross-attention on ``F.scaled_dot_product_attention``,
+   a pre-norm decoder block (self-attention over frames, cross-attention to text tokens, MLP).
+3. :class:`MotionDenoiser` - input projection + positions + timestep embedding, the blocks, an output
+   projection predicting x0; classifier-free guidance batched into one forward pass.
+
+Masks are boolean with ``True`` = real (a valid frame / a real text token). Padded frames never influence
+valid frames (they are masked out as attention keys) and come out as zeros.
+
+The text condition is projected once per call by :meth:`MotionDenoiser.prepare_condition`, which also
+precomputes every block's cross-attention keys and values; a sampling loop prepares it once and reuses it
+for all steps (:meth:`MotionDenoiser.denoise`).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from adamotion.utils.serialization import CONFIG_NAME, CheckpointError, PretrainedMixin
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DenoiserConfig:
+    feature_dim: int  # F: motion features per frame (Skeleton.feature_dim, 263 for HumanML3D)
+    text_dim: int  # Dt: width of the text encoder's per-token hidden states
+    width: int = 256  # D: transformer width
+    depth: int = 4  # number of decoder blocks
+    heads: int = 4  # attention heads (width must be divisible by heads)
+    ff_mult: int = 2  # MLP hidden size = ff_mult * width
+    max_frames: int = HUMANML3D.max_frames  # longest motion the positional table covers
+    dropout: float = 0.1  # dropout on attention outputs and MLP (training only)
+    cond_dropout: float = 0.1  # share of training samples whose text is replaced by the null token (CFG)
+    text_tokens_max: int = 77  # longest text token sequence accepted (longer input is an error)
+
+    def __post_init__(self):
+        if self.width % self.heads:
+            raise ValueError(f"width ({self.width}) must be divisible by heads ({self.heads})")
+        for name in ("feature_dim", "text_dim", "width", "depth", "heads", "ff_mult", "max_frames", "text_tokens_max"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.cond_dropout < 1.0:
+            raise ValueError(f"cond_dropout must be in [0, 1), got {self.cond_dropout}")
+
+    @classmethod
+    def for_skeleton(cls, skeleton: Skeleton, text_dim: int, **kwargs) -> "DenoiserConfig":
+        """The config for a skeleton's feature size and maximum length."""
+        return cls(feature_dim=skeleton.feature_dim, text_dim=text_dim, max_frames=skeleton.max_frames, **kwargs)
+
+
+# ----------------------------------------------------------------------------- building blocks
+def sinusoidal_embedding(positions: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """(N,) positions (int or float) -> (N, dim) [sin | cos] features at geometric frequencies."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=positions.device) / half)
+    angles = positions.float()[:, None] * freqs[None]  # (N, half)
+    emb = torch.cat([angles.sin(), angles.cos()], dim=-1)  # (N, 2*half)
+    if dim % 2:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor, dropout: float) -> torch.Tensor:
+    """q (B, H, T, Dh) over k, v (B, H, S, Dh) where key_mask (B, S) is True -> (B, T, H*Dh)."""
+    B, H, T, Dh = q.shape
+    attn_mask = key_mask[:, None, None, :]  # (B, 1, 1, S) True = attend
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)  # (B, H, T, Dh)
+    return y.transpose(1, 2).reshape(B, T, H * Dh)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over frames with one fused QKV projection."""
+
+    def __init__(self, width: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        B, T, D = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, Dh)
+        return self.out(attend(q, k, v, key_mask, self.dropout if self.training else 0.0))  # (B, T, D)
+
+
+class CrossAttention(nn.Module):
+    """Multi-head attention from frames to text tokens; keys/values are precomputed once per condition."""
+
+    def __init__(self, width: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(width, width)
+        self.kv = nn.Linear(width, 2 * width)
+        self.out = nn.Linear(width, width)
+        self.dropout = dropout
+
+    def project_kv(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L, D) text memory -> keys, values each (B, H, L, Dh)."""
+        B, L, _ = memory.shape
+        k, v = self.kv(memory).view(B, L, 2, self.heads, -1).permute(2, 0, 3, 1, 4)  # 2 x (B, H, L, Dh)
+        return k, v
+
+    def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], key_mask: torch.Tensor) -> torch.Tensor:
+        B, T, D = x.shape
+        q = self.q(x).view(B, T, self.heads, -1).transpose(1, 2)  # (B, H, T, Dh)
+        return self.out(attend(q, *kv, key_mask, self.dropout if self.training else 0.0))  # (B, T, D)
+
+
+class DecoderBlock(nn.Module):
+    """Pre-norm block: self-attention over frames, cross-attention to text tokens, MLP; residual each."""
+
+    def __init__(self, config: DenoiserConfig):
+        super().__init__()
+        D = config.width
+        self.norm_self = nn.LayerNorm(D)
+        self.self_attn = SelfAttention(D, config.heads, dropout=config.dropout)
+        self.norm_cross = nn.LayerNorm(D)
+        self.cross_attn = CrossAttention(D, config.heads, dropout=config.dropout)
+        self.norm_mlp = nn.LayerNorm(D)
+        self.mlp = nn.Sequential(
+            nn.Linear(D, config.ff_mult * D), nn.GELU(), nn.Linear(config.ff_mult * D, D), nn.Dropout(config.dropout),
+        )
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, h: torch.Tensor, frame_mask: torch.Tensor, text_kv, text_mask: torch.Tensor) -> torch.Tensor:
+        h = h + self.drop(self.self_attn(self.norm_self(h), frame_mask))  # (B, T, D)
+        h = h + self.drop(self.cross_attn(self.norm_cross(h), text_kv, text_mask))
+        h = h + self.mlp(self.norm_mlp(h))
+        return h  # (B, T, D)
+
+
+@dataclass
+class PreparedCondition:
+    """The text condition projected for every block, reusable across sampling steps.
+
+    ``memory`` (B, L, D) projected text tokens (the null token at position 0 where dropped), ``mask`` (B, L)
+    True = attend, ``kv`` one (keys, values) pair per block, each (B, H, L, D/H).
+    """
+
+    memory: torch.Tensor
+    mask: torch.Tensor
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+
+    @property
+    def batch_size(self) -> int:
+        return self.memory.shape[0]
+
+
+# ----------------------------------------------------------------------------- the denoiser
+class MotionDenoiser(PretrainedMixin, nn.Module):
+    """Predicts x0 (B, T, F) from a noisy motion x_t, the diffusion timestep and text token states."""
+
+    component_name = "motion_denoiser"
+
+    def __init__(self, config: DenoiserConfig):
+        super().__init__()
+        self.config = config
+        D = config.width
+        self.input_proj = nn.Linear(config.feature_dim, D)
+        # learned frame positions, initialised with sinusoids so early training already sees order
+        self.pos_embedding = nn.Parameter(sinusoidal_embedding(torch.arange(config.max_frames), D) * 0.1)  # (Tmax, D)
+        self.time_mlp = nn.Sequential(nn.Linear(D, D), nn.SiLU(), nn.Linear(D, D))
+        self.text_proj = nn.Sequential(nn.LayerNorm(config.text_dim), nn.Linear(config.text_dim, D))
+        self.null_token = nn.Parameter(torch.randn(D) * 0.02)  # replaces the text when the condition is dropped
+        self.blocks = nn.ModuleList([DecoderBlock(config) for _ in range(config.depth)])
+        self.norm_out = nn.LayerNorm(D)
+        self.output_proj = nn.Linear(D, config.feature_dim)
+        self.apply(self._init_weights)
+        log.debug("MotionDenoiser: %.2fM parameters", sum(p.numel() for p in self.parameters()) / 1e6)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+            nn.init.zeros_(module.bias)
+
+    # -- PretrainedMixin
+    def get_config(self) -> dict:
+        return asdict(self.config)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "MotionDenoiser":
+        known = {f.name for f in fields(DenoiserConfig)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"unknown denoiser config fields {unknown}; known fields are {sorted(known)}")
+        return cls(DenoiserConfig(**config))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu") -> "MotionDenoiser":
+        try:
+            return super().from_pretrained(directory, map_location=map_location)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{Path(directory) / CONFIG_NAME}: invalid denoiser config ({exc})") from exc
+
+    # -- condition
+    def sample_condition_dropout(self, batch_size: int, generator: torch.Generator | None = None,
+                                 device="cpu") -> torch.Tensor:
+        """(B,) bool: which training samples drop their text (probability ``config.cond_dropout``).
+
+        The forward pass never drops on its own; the training loop draws this mask and passes it as
+        ``drop_condition`` so that runs stay reproducible.
+        """
+        gen_device = generator.device if generator is not None else "cpu"
+        draw = torch.rand(batch_size, generator=generator, device=gen_device)
+        return (draw < self.config.cond_dropout).to(device)
+
+    def prepare_condition(self, text_hidden: torch.Tensor, text_mask: torch.Tensor,
+                          drop_condition: torch.Tensor | None = None) -> PreparedCondition:
+        """Project text tokens (B, L, Dt) once; rows in ``drop_condition`` see only the learned null token."""
+        B, L, Dt = text_hidden.shape
+        if Dt != self.config.text_dim:
+            raise ValueError(f"text_hidden has width {Dt}, the denoiser expects text_dim={self.config.text_dim}")
+        if L > self.config.text_tokens_max:
+            raise ValueError(f"text has {L} tokens, more than text_tokens_max={self.config.text_tokens_max}; "
+                             "truncate it in the text encoder")
+        if text_mask.shape != (B, L):
+            raise ValueError(f"text_mask shape {tuple(text_mask.shape)} does not match text_hidden {(B, L)}")
+        mask = text_mask.bool()
+        memory = self.text_proj(text_hidden)  # (B, L, D)
+        if drop_condition is not None:
+            drop = drop_condition.to(device=memory.device, dtype=torch.bool)  # (B,)
+            if drop.shape != (B,):
+                raise ValueError(f"drop_condition must have shape ({B},), got {tuple(drop.shape)}")
+            first = torch.zeros(L, dtype=torch.bool, device=memory.device)
+            first[0] = True
+            null_mask = first[None].expand(B, L)  # (B, L) only position 0
+            mask = torch.where(drop[:, None], null_mask, mask)
+            null_memory = memory.clone()
+            null_memory[:, 0] = self.null_token.to(memory.dtype)
+            memory = torch.where(drop[:, None, None], null_memory, memory)  # (B, L, D)
+        if not bool(mask.any(dim=1).all()):
+            raise ValueError("every text row needs at least one real token (text_mask is all False for some row)")
+        kv = [block.cross_attn.project_kv(memory) for block in self.blocks]
+        return PreparedCondition(memory=memory, mask=mask, kv=kv)
+
+    def prepare_guided_condition(self, text_hidden: torch.Tensor, text_mask: torch.Tensor) -> PreparedCondition:
+        """Condition for :meth:`denoise_guided`: the conditional rows, then the same rows with the null token."""
+        B = text_hidden.shape[0]
+        drop = torch.cat([torch.zeros(B, dtype=torch.bool), torch.ones(B, dtype=torch.bool)]).to(text_hidden.device)
+        return self.prepare_condition(torch.cat([text_hidden, text_hidden]), torch.cat([text_mask, text_mask]), drop)
+
+    # -- denoising
+    def denoise(self, x_t: torch.Tensor, timesteps: torch.Tensor, condition: PreparedCondition,
+                frame_mask: torch.Tensor) -> torch.Tensor:
+        """x0 prediction (B, T, F) from x_t (B, T, F), timesteps (B,) and a prepared condition."""
+        B, T, Fdim = x_t.shape
+        if Fdim != self.config.feature_dim:
+            raise ValueError(f"x_t has {Fdim} features per frame, the denoiser expects {self.config.feature_dim}")
+        if T > self.config.max_frames:
+            raise ValueError(f"x_t has {T} frames, more than max_frames={self.config.max_frames}")
+        if frame_mask.shape != (B, T):
+            raise ValueError(f"frame_mask shape {tuple(frame_mask.shape)} does not match x_t {(B, T)}")
+        if condition.batch_size != B:
+            raise ValueError(f"condition has batch {condition.batch_size}, x_t has {B}")
+        frame_mask = frame_mask.bool()
+        if not bool(frame_mask[:, 0].all()):
+            raise ValueError("frame_mask must mark at least the first frame of every row as valid (lengths >= 1)")
+        h = self.input_proj(x_t) + self.pos_embedding[:T]  # (B, T, D)
+        t_emb = self.time_mlp(sinusoidal_embedding(timesteps.reshape(B), self.config.width))  # (B, D)
+        h = h + t_emb[:, None, :].to(h.dtype)  # timestep added to every frame
+        for block, kv in zip(self.blocks, condition.kv):
+            h = block(h, frame_mask, kv, condition.mask)  # (B, T, D)
+        x0 = self.output_proj(self.norm_out(h))  # (B, T, F)
+        return x0 * frame_mask[..., None].to(x0.dtype)  # padded frames are exactly zero
+
+    def denoise_guided(self, x_t: torch.Tensor, timesteps: torch.Tensor, condition: PreparedCondition,
+                       frame_mask: torch.Tensor, guidance_scale: float) -> torch.Tensor:
+        """Classifier-free guidance in one forward pass over the doubled batch (cond rows, then uncond rows)."""
+        B = x_t.shape[0]
+        if condition.batch_size != 2 * B:
+            raise ValueError(f"a guided condition has 2*B rows ({2 * B}), got {condition.batch_size}; "
+                             "use prepare_guided_condition")
+        x0 = self.denoise(torch.cat([x_t, x_t]), torch.cat([timesteps, timesteps]), condition,
+                          torch.cat([frame_mask, frame_mask]))  # (2B, T, F)
+        cond, uncond = x0[:B], x0[B:]
+        return uncond + guidance_scale * (cond - uncond)  # (B, T, F)
+
+    def forward(self, x_t: torch.Tensor, timesteps: torch.Tensor, text_hidden: torch.Tensor, text_mask: torch.Tensor,
+                frame_mask: torch.Tensor, drop_condition: torch.Tensor | None = None) -> torch.Tensor:
+        """x0 prediction.
+
+        Args:
+            x_t: (B, T, F) noisy normalised motion.
+            timesteps: (B,) long diffusion step per sample.
+            text_hidden: (B, L, Dt) per-token text states; text_mask: (B, L) bool, True = real token.
+            frame_mask: (B, T) bool, True = valid frame.
+            drop_condition: optional (B,) bool; True rows attend only to the learned null token.
+        Returns:
+            (B, T, F) predicted clean motion, zero on padded frames.
+        """
+        condition = self.prepare_condition(text_hidden, text_mask, drop_condition)
+        return self.denoise(x_t, timesteps, condition, frame_mask)
+
+    def forward_guided(self, x_t: torch.Tensor, timesteps: torch.Tensor, text_hidden: torch.Tensor,
+                       text_mask: torch.Tensor, frame_mask: torch.Tensor, guidance_scale: float) -> torch.Tensor:
+        """Classifier-free guided x0: ``uncond + s * (cond - uncond)``, both branches in one batched pass."""
+        condition = self.prepare_guided_condition(text_hidden, text_mask)
+        return self.denoise_guided(x_t, timesteps, condition, frame_mask, guidance_scale)
+
+    def forward_guided_unbatched(self, x_t: torch.Tensor, timesteps: torch.Tensor, text_hidden: torch.Tensor,
+                                 text_mask: torch.Tensor, frame_mask: torch.Tensor, guidance_scale: float) -> torch.Tensor:
+        """The two-pass form of :meth:`forward_guided`; kept only as the benchmark baseline."""
+        B = x_t.shape[0]
+        cond = self.forward(x_t, timesteps, text_hidden, text_mask, frame_mask)
+        uncond = self.forward(x_t, timesteps, text_hidden, text_mask, frame_mask,
+                              drop_condition=torch.ones(B, dtype=torch.bool, device=x_t.device))
+        return uncond + guidance_scale * (cond - uncond)

@@ -1,0 +1,269 @@
+"""The inference pipeline, ``adamotion generate`` and ``adamotion bench generate``: a tiny random denoiser with the
+real MiniLM text encoder (+ fresh LoRA adapters), loaded once for the module."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from adamotion.cli import main
+from adamotion.data.meta import DatasetMeta
+from adamotion.diffusion.scheduler import DiffusionScheduler
+from adamotion.models.denoiser import DenoiserConfig, MotionDenoiser
+from adamotion.models.length import LengthEstimator
+from adamotion.motion.features import joints_from_features
+from adamotion.motion.skeleton import HUMANML3D
+from adamotion.pipeline import MotionOutput, MotionPipeline, seconds_to_frames
+from adamotion.text.encoder import LoraSettings, TextEncoder
+from adamotion.utils.serialization import CheckpointError
+
+torch.set_num_threads(1)
+
+F = HUMANML3D.feature_dim
+PROMPT = "a person walks forward and waves"
+
+
+def tiny_meta() -> DatasetMeta:
+    rng = np.random.default_rng(0)
+    return DatasetMeta(name="tiny-test", skeleton=HUMANML3D, fps=HUMANML3D.fps, feature_dim=F,
+                       mean=rng.normal(0.0, 0.1, F).astype(np.float32), std=rng.uniform(0.05, 0.2, F).astype(np.float32))
+
+
+def build_pipeline(encoder, seed: int = 0, length_estimator=None) -> MotionPipeline:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        denoiser = MotionDenoiser(DenoiserConfig.for_skeleton(HUMANML3D, encoder.hidden_size, width=32, depth=2,
+                                                              heads=4, ff_mult=2))
+    return MotionPipeline(encoder, denoiser, DiffusionScheduler(), tiny_meta(), length_estimator,
+                          name="tiny", method="test")
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return TextEncoder.from_pretrained("minilm", lora=LoraSettings())
+
+
+@pytest.fixture(scope="module")
+def pipe(encoder):
+    return build_pipeline(encoder)
+
+
+@pytest.fixture(scope="module")
+def saved(pipe, tmp_path_factory):
+    """The tiny pipeline with a fitted length estimator, saved once."""
+    pooled = pipe.text_encoder.encode_cached(["a person walks", "someone runs fast", "a man jumps up and down",
+                                              "a person sits", "someone waves"]).pooled
+    estimator = LengthEstimator(pipe.text_encoder.hidden_size, alpha=1.0).fit(pooled, [60, 100, 80, 140, 44])
+    with_length = MotionPipeline(pipe.text_encoder, pipe.denoiser, pipe.scheduler, pipe.meta, estimator,
+                                 name="tiny", method="test")
+    return with_length, with_length.save_pretrained(tmp_path_factory.mktemp("ckpt") / "tiny")
+
+
+# ============================================================================ sampling
+def test_output_structure_and_order(pipe):
+    out = pipe(["a person walks", "someone jumps"], lengths=[40, 52], seed=7, num_samples=2, steps=10)
+    assert isinstance(out, MotionOutput) and len(out) == 4
+    assert out.prompts == ["a person walks", "a person walks", "someone jumps", "someone jumps"]
+    assert out.lengths == [40, 40, 52, 52] and out.seeds == [7, 8, 7, 8]
+    assert out.encoder == "MiniLM-L6 + LoRA (AdaQF)" and out.encoder_mode == "ada"
+    for feats, joints, n in zip(out.features, out.joints, out.lengths):
+        assert feats.shape == (n, F) and feats.dtype == np.float32 and np.isfinite(feats).all()
+        assert joints.shape == (n, HUMANML3D.num_joints, 3) and joints.dtype == np.float32
+        np.testing.assert_allclose(joints, joints_from_features(feats, HUMANML3D), atol=1e-5)
+    assert not np.allclose(out.features[0], out.features[1])  # two samples of one prompt differ
+    assert set(out.timings) >= {"text", "sampling", "decode", "total"}
+
+
+# _summary of pipe(PROMPT, lengths=40, seed=0, steps=...) computed once with this tiny pipeline (torch 2.13 CPU).
+EXPECTED_DDPM = {"mean": -0.00672883, "std": 0.11013962, "first": [-0.18946597, 0.02364118, 0.19091217],
+                 "last": [-0.10403151, -0.06399053, -0.00674739], "root_end": [-0.00956804, 0.01643705, 2.95851493]}
+EXPECTED_DDIM = {"mean": -0.00695767, "std": 0.11159370, "first": [-0.21653531, -0.06732314, 0.14959693],
+                 "last": [-0.19780535, -0.17865613, -0.00238991], "root_end": [-0.24929452, 0.02428586, 2.81496119]}
+
+
+def _summary(pipe: MotionPipeline, out: MotionOutput) -> dict:
+    """A few numbers of sample 0 on the model's (normalised, O(1)) scale, plus where the root ends up."""
+    z = pipe.meta.normalize(out.features[0])  # (T, F)
+    return {"mean": float(z.mean()), "std": float(z.std()), "first": z[0, :3].tolist(), "last": z[-1, 4:7].tolist(),
+            "root_end": out.joints[0][-1, 0].tolist()}
+
+
+@pytest.mark.parametrize("steps, expected", [(50, EXPECTED_DDPM), (10, EXPECTED_DDIM)], ids=["ddpm", "ddim"])
+def test_seeded_sampling_matches_stored_values(pipe, steps, expected):
+    pipe.text_encoder.clear_cache()  # PROMPT encoded alone, whatever ran before
+    got = _summary(pipe, pipe(PROMPT, lengths=40, seed=0, steps=steps))
+    for key, value in expected.items():
+        np.testing.assert_allclose(got[key], value, atol=1e-4, rtol=0, err_msg=key)
+
+
+def test_same_seed_identical_different_seed_differs(pipe):
+    a = pipe(PROMPT, lengths=48, seed=3)
+    b = pipe(PROMPT, lengths=48, seed=3)
+    c = pipe(PROMPT, lengths=48, seed=4)
+    np.testing.assert_array_equal(a.features[0], b.features[0])
+    np.testing.assert_array_equal(a.joints[0], b.joints[0])
+    assert np.abs(a.features[0] - c.features[0]).max() > 1e-2
+
+
+def test_a_sample_does_not_depend_on_its_batch_mates(pipe):
+    alone = pipe("someone jumps", lengths=60, seed=1)
+    together = pipe(["a person walks", "someone jumps"], lengths=[40, 60], seed=0, num_samples=2)
+    np.testing.assert_allclose(together.features[3], alone.features[0], atol=1e-5)
+
+
+def test_batched_guidance_matches_the_two_pass_baseline(pipe):
+    batched = pipe(PROMPT, lengths=44, seed=2, steps=10, guidance_scale=3.0)
+    two_pass = pipe(PROMPT, lengths=44, seed=2, steps=10, guidance_scale=3.0, guidance_impl="unbatched")
+    unguided = pipe(PROMPT, lengths=44, seed=2, steps=10, guidance_scale=1.0)
+    np.testing.assert_allclose(batched.features[0], two_pass.features[0], atol=1e-4)
+    assert np.abs(batched.features[0] - unguided.features[0]).max() > 1e-3  # guidance does something
+
+
+def test_vanilla_equals_ada_with_fresh_adapters_and_differs_once_trained(pipe):
+    ada = pipe(PROMPT, lengths=40, seed=0, steps=10)
+    van = pipe(PROMPT, lengths=40, seed=0, steps=10, encoder="vanilla")
+    assert van.encoder == "MiniLM-L6 (vanilla)" and van.encoder_mode == "vanilla"
+    # fresh LoRA has B = 0: the adapted encoder IS the vanilla one, so the motions are identical (expected)
+    np.testing.assert_array_equal(ada.features[0], van.features[0])
+    lora_b = next(p for name, p in pipe.text_encoder.named_parameters() if "lora_B" in name)
+    with torch.no_grad():
+        lora_b.add_(0.5)  # a "trained" adapter; the encoder's cache notices the in-place update
+    try:
+        ada2 = pipe(PROMPT, lengths=40, seed=0, steps=10)
+        van2 = pipe(PROMPT, lengths=40, seed=0, steps=10, encoder="vanilla")
+    finally:
+        with torch.no_grad():
+            lora_b.zero_()
+    assert np.abs(ada2.features[0] - van2.features[0]).max() > 1e-4
+    np.testing.assert_array_equal(van2.features[0], van.features[0])  # vanilla really has the adapters off
+    assert pipe.text_encoder.adapters_active  # restored after the vanilla call
+
+
+def test_progress_is_reported_per_step(pipe):
+    calls = []
+    pipe(PROMPT, lengths=40, steps=7, progress=lambda i, n: calls.append((i, n)))
+    assert calls == [(i, 7) for i in range(1, 8)]
+
+
+def test_auto_length(pipe, saved):
+    assert pipe(PROMPT, steps=2).lengths == [120]  # no estimator: 6 s
+    with_length, _ = saved
+    out = with_length(["a person sits", "someone runs fast"], steps=2)
+    pooled = pipe.text_encoder.encode_cached(["a person sits", "someone runs fast"]).pooled
+    assert out.lengths == with_length.length_estimator.predict(pooled).tolist()
+    assert all(n % HUMANML3D.unit_length == 0 and 40 <= n <= 196 for n in out.lengths)
+
+
+# ============================================================================ validation
+def test_input_validation_messages(pipe, caplog):
+    with pytest.raises(ValueError, match="prompt 0 is empty"):
+        pipe("   ")
+    with pytest.raises(ValueError, match="prompt 1 is empty"):
+        pipe(["a person walks", ""])
+    with pytest.raises(ValueError, match="2,000"):
+        pipe("walk " * 401)
+    for bad in (39, 197, 0):
+        with pytest.raises(ValueError, match=r"length must be between 40 and 196 frames \(2\.0–9\.8 s\)"):
+            pipe(PROMPT, lengths=bad)
+    with pytest.raises(ValueError, match="2 lengths for 1 prompts"):
+        pipe(PROMPT, lengths=[40, 50])
+    for bad in (float("nan"), float("inf"), "2"):
+        with pytest.raises(ValueError, match="guidance_scale must be a finite number"):
+            pipe(PROMPT, lengths=40, guidance_scale=bad)
+    for bad in (0, 51):
+        with pytest.raises(ValueError, match="steps must be between 1 and 50"):
+            pipe(PROMPT, lengths=40, steps=bad)
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        pipe(PROMPT, lengths=40, encoder="clip")
+    with pytest.raises(ValueError, match="num_samples"):
+        pipe(PROMPT, lengths=40, num_samples=0)
+    with caplog.at_level(logging.WARNING, logger="adamotion.pipeline"):
+        out = pipe("a person walks " * 40, lengths=40, steps=2)  # ~120 tokens: truncated, still generates
+    assert len(out) == 1 and "only the first 77 are used" in caplog.text
+
+
+def test_seconds_to_frames():
+    assert seconds_to_frames(4.0) == 80
+    assert seconds_to_frames(9.8) == HUMANML3D.max_frames
+    with pytest.raises(ValueError):
+        seconds_to_frames(float("nan"))
+
+
+# ============================================================================ persistence
+def test_save_load_gives_identical_outputs(saved, encoder):
+    original, path = saved
+    assert {p.name for p in path.iterdir()} == {"pipeline.json", "text_encoder", "denoiser", "scheduler", "meta",
+                                               "length_estimator"}
+    info = json.loads((path / "pipeline.json").read_text())
+    assert info["component"] == "motion_pipeline" and info["name"] == "tiny"
+    assert info["display_names"] == {"ada": "MiniLM-L6 + LoRA (AdaQF)", "vanilla": "MiniLM-L6 (vanilla)"}
+    for loaded in (MotionPipeline.from_pretrained(path), MotionPipeline.from_pretrained(path, text_encoder=encoder)):
+        # BERT numerics depend (~1e-7) on which texts share a padded batch: encode the same batch on both sides
+        original.text_encoder.clear_cache()
+        b = original(["someone waves", PROMPT], seed=5, steps=10, num_samples=2)
+        a = loaded(["someone waves", PROMPT], seed=5, steps=10, num_samples=2)
+        assert a.lengths == b.lengths
+        for fa, fb in zip(a.features, b.features):
+            np.testing.assert_array_equal(fa, fb)
+        assert loaded.display_name("vanilla") == "MiniLM-L6 (vanilla)"
+
+
+def test_missing_parts_raise_checkpoint_errors_naming_the_path(saved, tmp_path):
+    _, path = saved
+    with pytest.raises(CheckpointError, match=str(tmp_path / "nope")):
+        MotionPipeline.from_pretrained(tmp_path / "nope")
+    for part in ("pipeline.json", "denoiser", "meta", "scheduler", "text_encoder"):
+        broken = tmp_path / f"without-{part.split('.')[0]}"
+        shutil.copytree(path, broken)
+        target = broken / part
+        target.unlink() if target.is_file() else shutil.rmtree(target)
+        with pytest.raises(CheckpointError, match=str(target)):
+            MotionPipeline.from_pretrained(broken)
+    broken = tmp_path / "bad-weights"
+    shutil.copytree(path, broken)
+    weights = broken / "denoiser" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match=str(weights)):
+        MotionPipeline.from_pretrained(broken)
+
+
+# ============================================================================ command line
+def test_generate_command_writes_joints(saved, tmp_path, capsys):
+    original, path = saved
+    out_file, feats_file = tmp_path / "m.npy", tmp_path / "f.npy"
+    code = main(["generate", PROMPT, "--checkpoint", str(path), "--seconds", "2.4", "--seed", "3", "--steps", "5",
+                 "--out", str(out_file), "--features-out", str(feats_file)])
+    assert code == 0
+    joints, feats = np.load(out_file), np.load(feats_file)
+    assert joints.shape == (48, HUMANML3D.num_joints, 3) and feats.shape == (48, F)
+    original.text_encoder.clear_cache()  # encode PROMPT alone, as the command did (BERT padding numerics)
+    expected = original(PROMPT, lengths=48, seed=3, steps=5)
+    np.testing.assert_array_equal(joints, expected.joints[0])
+    assert "MiniLM-L6 + LoRA (AdaQF)" in capsys.readouterr().out
+    code = main(["generate", PROMPT, "--checkpoint", str(path), "--length", "40", "--steps", "2", "--num-samples", "2",
+                 "--encoder", "vanilla", "--out", str(out_file)])
+    assert code == 0 and np.load(out_file).shape == (2, 40, HUMANML3D.num_joints, 3)
+
+
+def test_generate_command_errors(tmp_path, capsys):
+    assert main(["generate", PROMPT, "--checkpoint", str(tmp_path / "missing"), "--out", str(tmp_path / "m.npy")]) == 2
+    assert str(tmp_path / "missing") in capsys.readouterr().err
+    assert not (tmp_path / "m.npy").exists()
+
+
+def test_bench_generate_reports_both_guidance_modes(saved, tmp_path, capsys):
+    _, path = saved
+    report = tmp_path / "bench.json"
+    code = main(["bench", "generate", "--checkpoint", str(path), "--steps", "2", "--batch", "3", "--repeats", "1",
+                 "--json", str(report)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "batched guidance" in printed and "two-pass guidance" in printed and "throughput batch 3" in printed
+    data = json.loads(report.read_text())["generate"]
+    assert data["steps"] == 2 and data["frames"] == HUMANML3D.max_frames and data["throughput_batch"] == 3
+    assert data["latency_batched_s"] > 0 and data["latency_unbatched_s"] > 0
+    assert data["batched_speedup"] == pytest.approx(data["latency_unbatched_s"] / data["latency_batched_s"])
