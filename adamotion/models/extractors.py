@@ -163,6 +163,7 @@ class MotionExtractorConfig:
     embed_dim: int = 256  # output embedding size (shared with the text extractor)
     layers: int = 1  # stacked GRU layers
     bidirectional: bool = True  # forward + backward GRU, final states concatenated
+    temporal_stride: int = 4  # 1, 2 or 4: stride-2 convolutions before the GRU (a CPU GRU over 196 steps is slow)
 
 
 class MotionExtractor(PretrainedMixin, nn.Module):
@@ -180,6 +181,11 @@ class MotionExtractor(PretrainedMixin, nn.Module):
         if mean is not None or std is not None:
             self.set_normalization(mean if mean is not None else np.zeros(Fdim), std if std is not None else np.ones(Fdim))
         self.input_proj = nn.Sequential(nn.Linear(Fdim, H), nn.LeakyReLU(0.2))
+        if config.temporal_stride not in (1, 2, 4):
+            raise ValueError(f"temporal_stride must be 1, 2 or 4, got {config.temporal_stride}")
+        # Each stride-2 convolution halves the sequence the GRU has to walk through.
+        self.downsample = nn.ModuleList(
+            nn.Conv1d(H, H, kernel_size=4, stride=2, padding=1) for _ in range(config.temporal_stride.bit_length() - 1))
         self.gru = nn.GRU(H, H, num_layers=config.layers, batch_first=True, bidirectional=config.bidirectional)
         self.head = nn.Sequential(nn.Linear(dirs * H, H), nn.LayerNorm(H), nn.LeakyReLU(0.2), nn.Linear(H, config.embed_dim))
 
@@ -226,7 +232,10 @@ class MotionExtractor(PretrainedMixin, nn.Module):
         if int(lengths.min()) < 1:
             raise ValueError("every motion needs at least one valid frame")
         x = (features - self.mean) / self.std  # (B, T, F)
-        x = self.input_proj(x)  # (B, T, H)
+        x = self.input_proj(x) * frame_mask[..., None].to(x.dtype)  # (B, T, H), padding zeroed
+        for conv in self.downsample:
+            x = F.leaky_relu(conv(x.transpose(1, 2)), 0.2).transpose(1, 2)  # (B, T/2, H)
+            lengths = torch.div(lengths, 2, rounding_mode="floor").clamp(min=1)
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         with _rnn_backward_ok(x, self.training):
             _, h_n = self.gru(packed)  # (layers*dirs, B, H)

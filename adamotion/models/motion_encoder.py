@@ -46,7 +46,7 @@ class MotionEncoderConfig:
     max_frames: int = HUMANML3D.max_frames  # longest motion the positional table covers
     dropout: float = 0.1  # dropout inside the transformer (training only)
     temperature: float = 0.07  # InfoNCE temperature it was trained with (similarities / temperature)
-    text_encoder: dict = field(default_factory=dict)  # which text encoder it pairs with: kind, backbone, pipeline, adapter_sha256
+    text_encoder: dict = field(default_factory=dict)  # the text encoder it pairs with: kind, backbone, pipeline, sha256
 
     def __post_init__(self):
         if self.width % self.heads:

@@ -21,6 +21,18 @@ class CheckpointError(RuntimeError):
     """A checkpoint folder is missing, partial, corrupt or made for another component."""
 
 
+def _public(path: Path) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) entries; saved artefacts are read by other users (servers)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    if path.is_dir():
+        os.chmod(path, 0o777 & ~umask)
+        for child in path.rglob("*"):
+            os.chmod(child, (0o777 if child.is_dir() else 0o666) & ~umask)
+    else:
+        os.chmod(path, 0o666 & ~umask)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,6 +42,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        _public(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -43,6 +56,7 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 def replace_dir(tmp_dir: Path, final_dir: Path) -> None:
     """Move a fully written ``tmp_dir`` into place at ``final_dir`` (old content kept until the swap)."""
     final_dir = Path(final_dir)
+    _public(Path(tmp_dir))
     if final_dir.exists():
         backup = final_dir.with_name(f".{final_dir.name}.old-{os.getpid()}")
         os.replace(final_dir, backup)
