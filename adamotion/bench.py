@@ -20,7 +20,7 @@ from typing import Callable
 
 log = logging.getLogger(__name__)
 
-SECTION_MODULES: list[str] = ["renderers.bench"]  # modules that add their own sections (e.g. "app.bench")
+SECTION_MODULES: list[str] = ["renderers.bench", "app.bench"]  # modules that add their own sections
 
 
 # ----------------------------------------------------------------------------- registry

@@ -29,9 +29,6 @@ def tiny_checkpoint(tiny_corpus, tmp_path_factory) -> Path:
     """
     from adamotion.train.all import train_all
 
-    import os  # DEVTEMP
-    if os.environ.get("DEVTEMP_CKPT"):  # DEVTEMP
-        return Path(os.environ["DEVTEMP_CKPT"])  # DEVTEMP
     out = tmp_path_factory.mktemp("tiny_checkpoint") / "tiny"
     train_all(Path(__file__).resolve().parents[1] / "configs" / "tiny.json", out, data_root=tiny_corpus)
     missing = [name for name in ("extractors", "adaqf", "baseline", "retrieval_vanilla", "retrieval_ada", "gallery")

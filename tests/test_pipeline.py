@@ -267,3 +267,25 @@ def test_bench_generate_reports_both_guidance_modes(saved, tmp_path, capsys):
     assert data["steps"] == 2 and data["frames"] == HUMANML3D.max_frames and data["throughput_batch"] == 3
     assert data["latency_batched_s"] > 0 and data["latency_unbatched_s"] > 0
     assert data["batched_speedup"] == pytest.approx(data["latency_unbatched_s"] / data["latency_batched_s"])
+
+
+def test_every_command_prints_its_help(capsys):
+    """`--help` of the top level and of every (sub)command formats (a stray % in a help text breaks it)."""
+    import argparse
+
+    from adamotion.cli import build_parser, main
+
+    def commands(parser, prefix=()):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    yield prefix + (name,)
+                    yield from commands(child, prefix + (name,))
+
+    found = [()] + list(commands(build_parser()))
+    assert {("evaluate",), ("retrieve",), ("retrieval-bench",), ("train", "all"), ("bench", "app")} <= set(found)
+    for command in found:
+        with pytest.raises(SystemExit) as exited:
+            main([*command, "--help"])
+        assert exited.value.code == 0, command
+        assert "usage: adamotion" in capsys.readouterr().out

@@ -15,7 +15,7 @@ def register(sub) -> None:
     build.add_argument("--steps", type=int, default=50)
     build.add_argument("--title", default="Motion study")
     build.set_defaults(func=_build)
-    export = ssub.add_parser("export", help="write responses CSV/JSON, mean ranks with 95% CI and a plot")
+    export = ssub.add_parser("export", help="write responses CSV/JSON, mean ranks with 95%% CI and a plot")
     export.add_argument("study")
     export.add_argument("--out", default=None, help="default: <study>/results")
     export.set_defaults(func=_export)

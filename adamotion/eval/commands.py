@@ -1,0 +1,39 @@
+"""``adamotion evaluate`` (generation metrics) — thin over :mod:`adamotion.eval.evaluate`."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    ev = sub.add_parser("evaluate", help="evaluate generator checkpoints (FID, R-precision, ... with 95%% CI)")
+    ev.add_argument("checkpoints", nargs="+", help="pipeline folders, each [name=]DIR[:ada|:vanilla]")
+    ev.add_argument("--data", required=True, help="dataset root (HumanML3D layout)")
+    ev.add_argument("--evaluator", default=None, help="the project's extractors folder (default evaluator)")
+    ev.add_argument("--t2m-evaluator", default=None,
+                    help="folder of the official T2M evaluator (text_mot_match/model/finest.tar, glove/, meta/)")
+    ev.add_argument("--out", required=True, help="report folder")
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--repeats", type=int, default=None, help="default 20 (3 with --quick)")
+    ev.add_argument("--num-pairs", type=int, default=None, help="captions generated per repeat")
+    ev.add_argument("--steps", type=int, default=None, help="sampling steps (default 50)")
+    ev.add_argument("--quick", action="store_true", help="small subset: a smoke run in a minute")
+    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--title", default="Text-to-motion evaluation")
+    ev.set_defaults(func=_evaluate)
+
+
+def _evaluate(args) -> int:
+    from dataclasses import replace
+
+    from adamotion.eval.evaluate import EvalConfig, run_evaluation
+
+    config = EvalConfig.quick() if args.quick else EvalConfig()
+    overrides = {"split": args.split}
+    for field, value in (("repeats", args.repeats), ("num_pairs", args.num_pairs), ("steps", args.steps)):
+        if value is not None:
+            overrides[field] = value
+    config = replace(config, **overrides)
+    paths = run_evaluation(args.checkpoints, args.data, args.out, evaluator_dir=args.evaluator,
+                           t2m_dir=args.t2m_evaluator, config=config, device=args.device, title=args.title)
+    print(paths["markdown"].read_text() if "markdown" in paths else "")
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0

@@ -1,0 +1,329 @@
+"""The app's back end: everything loaded once, one call per UI action, inputs validated with clear messages.
+
+No model code lives here: generation goes through :class:`adamotion.pipeline.MotionPipeline`, videos through
+``renderers``, retrieval through :class:`adamotion.retrieval.gallery.RetrievalGallery`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from app.config import AppConfig
+from app.workspace import Workspaces
+
+log = logging.getLogger(__name__)
+
+MAX_PROMPT_CHARS = 500
+MAX_SAMPLES = 4
+
+
+class UserInputError(ValueError):
+    """Bad input from a user: shown as a message in the UI and as a 4xx-style error through the API."""
+
+
+# ----------------------------------------------------------------------------- validation
+def validate_prompt(prompt) -> str:
+    if not isinstance(prompt, str):
+        raise UserInputError("The prompt must be text.")
+    text = " ".join(prompt.split())
+    if not text:
+        raise UserInputError("Please type a prompt describing a motion, e.g. 'a person walks forward and waves'.")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise UserInputError(f"The prompt is {len(text):,} characters long; please keep it under {MAX_PROMPT_CHARS}.")
+    if not any(ch.isalpha() for ch in text):
+        raise UserInputError("The prompt has no words; describe the motion in English, e.g. 'a person jumps'.")
+    return text
+
+
+def parse_seconds(value, skeleton: Skeleton = HUMANML3D) -> int | None:
+    """Seconds (number or numeric text) or 'auto' → frames (None = let the length estimator decide)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto")):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise UserInputError(f"Length must be a number of seconds or 'auto', got {value!r}.") from None
+    lo, hi = skeleton.min_frames / skeleton.fps, skeleton.max_frames / skeleton.fps
+    if not math.isfinite(seconds) or not lo <= seconds <= hi:
+        raise UserInputError(f"Length must be between {lo:g} and {hi:g} seconds (or 'auto'), got {value!r}.")
+    frames = int(round(seconds * skeleton.fps))
+    return min(max(frames, skeleton.min_frames), skeleton.max_frames)
+
+
+def parse_seed(value) -> int:
+    try:
+        seed = int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        raise UserInputError(f"Seed must be a whole number, got {value!r}.") from None
+    if not 0 <= seed < 2**31:
+        raise UserInputError(f"Seed must be between 0 and {2**31 - 1}, got {seed}.")
+    return seed
+
+
+def parse_float(value, name: str, lo: float, hi: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserInputError(f"{name} must be a number, got {value!r}.") from None
+    if not math.isfinite(number) or not lo <= number <= hi:
+        raise UserInputError(f"{name} must be between {lo:g} and {hi:g}, got {value!r}.")
+    return number
+
+
+def parse_int(value, name: str, lo: int, hi: int) -> int:
+    number = parse_float(value, name, lo, hi)
+    if number != int(number):
+        raise UserInputError(f"{name} must be a whole number, got {value!r}.")
+    return int(number)
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass
+class EncoderResult:
+    label: str  # e.g. "MiniLM-L6 + LoRA (AdaQF)"
+    video: Path
+    joints: list[np.ndarray]  # per sample (T, J, 3)
+    features: list[np.ndarray]  # per sample (T, F)
+    similarity: list[float]  # evaluator text-motion cosine per sample
+    rprecision_rank: list[int]  # rank of the prompt among 32 captions (1 = best) per sample
+
+
+@dataclass
+class GenerateResult:
+    prompt: str
+    seed: int
+    lengths: list[int]
+    side_by_side: Path
+    adapted: EncoderResult
+    vanilla: EncoderResult
+    downloads: list[Path] = field(default_factory=list)
+
+
+class Studio:
+    """Loads the two pipelines, the evaluator, the retrieval gallery and the renderers once."""
+
+    def __init__(self, config: AppConfig):
+        from adamotion.pipeline import MotionPipeline
+
+        self.config = config
+        self.skeleton = HUMANML3D
+        ckpt = Path(config.checkpoint)
+        self.adapted = MotionPipeline.from_pretrained(ckpt / "adaqf", device=config.device)
+        # The vanilla side uses the *same* text encoder module with adapters switched off (no second copy).
+        self.vanilla = MotionPipeline.from_pretrained(ckpt / "baseline", device=config.device,
+                                                      text_encoder=self.adapted.text_encoder)
+        self.evaluator = self._load_evaluator(ckpt / "extractors")
+        # Created only once the models loaded: a bad checkpoint leaves no temporary folder or sweeper behind.
+        self.workspaces = Workspaces(config.workdir, max_age_s=config.cleanup_after_s)
+        self.gallery = self._load_gallery(ckpt)
+        self._render_lock = threading.Lock()
+        self.checkpoint_id = ckpt.name
+
+    # -- loading helpers
+    def _load_evaluator(self, path: Path):
+        from adamotion.models.extractors import ExtractorPair
+
+        if not path.exists():
+            log.warning("no evaluator at %s: similarity scores are hidden", path)
+            return None
+        return ExtractorPair.from_pretrained(path).to(self.config.device).eval()
+
+    def _load_gallery(self, ckpt: Path):
+        from adamotion.retrieval.gallery import RetrievalGallery
+
+        if not (ckpt / "gallery").exists():
+            log.warning("no retrieval gallery at %s: the Retrieve tab is disabled", ckpt / "gallery")
+            return None
+        return RetrievalGallery.from_checkpoint(ckpt, text_encoder=self.adapted.text_encoder,
+                                                cache_dir=self.workspaces.root / "index-cache")
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        return (self.adapted.display_name(encoder="ada"), self.vanilla.display_name(encoder="vanilla"))
+
+    def about_markdown(self) -> str:
+        """The About tab: what the two columns are, what was loaded, how to reproduce a result."""
+        ada_label, van_label = self.labels
+        ckpt = Path(self.config.checkpoint)
+        lines = [
+            "## What you see",
+            f"Every prompt is generated twice with the same seed and the same starting noise: once with **{ada_label}** "
+            f"(the text encoder with its motion-aware LoRA adapters, trained with motion-quality feedback) and once "
+            f"with **{van_label}** (the same pretrained encoder with the adapters switched off, paired with a motion "
+            "generator trained on it). The two generators share architecture, data and recipe; they differ in the text "
+            "encoder.",
+            "",
+            "The scores under each video come from a separately trained text-motion evaluator: the cosine between "
+            "the prompt and the motion, and the prompt's rank among 32 captions (1 = the motion matches its own "
+            "prompt best)." if self.evaluator is not None else "No evaluator in this checkpoint: scores are hidden.",
+            "",
+            "## Loaded",
+            f"- checkpoint: `{ckpt}` (generators `adaqf`, `baseline`)",
+            f"- text backbone: {self.adapted.text_encoder.backbone_name} (frozen; the adapted side adds LoRA adapters)",
+            "- training data: the project's procedural motion-language corpus (`adamotion data synth`), not HumanML3D, "
+            "unless the checkpoint's model card says otherwise",
+            f"- retrieval gallery: {len(self.gallery.motion_ids())} motions" if self.gallery is not None
+            else "- retrieval gallery: none (Retrieve tab disabled)",
+        ]
+        if (ckpt / "MODEL_CARD.md").is_file():
+            lines.append(f"- model card: `{ckpt / 'MODEL_CARD.md'}` (data, hyper-parameters, evaluation)")
+        summary_path = ckpt / "training_summary.json"
+        if summary_path.is_file():
+            import json
+
+            try:
+                summary = json.loads(summary_path.read_text(encoding="utf-8"))
+                hardware = summary.get("hardware", {})
+                lines.append(f"- trained: `adamotion train all --config {summary.get('config_file', '?')}`, started "
+                             f"{summary.get('started', '?')}, {summary.get('total_s', 0) / 60:.0f} min on "
+                             f"{hardware.get('cpu_count', '?')} CPU cores{' + CUDA' if hardware.get('cuda') else ''} "
+                             f"(torch {hardware.get('torch', '?')})")
+            except (ValueError, OSError) as exc:
+                log.warning("unreadable %s: %s", summary_path, exc)
+        lines += [
+            "",
+            "## Reproduce a result",
+            "The downloads hold the joints and features (`.npy`), a BVH per sample and a `.npz` bundle recording "
+            "prompt, seed, guidance, steps, encoder and checkpoint. The same settings give the same motion. "
+            "Programmatic use: *Use via API* below (endpoints `generate`, `retrieve`, `motion_to_text`).",
+        ]
+        return "\n".join(lines)
+
+    # -- generation
+    def generate(self, prompt, seconds="auto", seed=0, guidance_scale=2.5, steps=50, num_samples=1,
+                 style="skeleton", progress=None) -> GenerateResult:
+        prompt = validate_prompt(prompt)
+        frames = parse_seconds(seconds, self.skeleton)
+        seed = parse_seed(seed)
+        guidance_scale = parse_float(guidance_scale, "Guidance scale", 0.0, 10.0)
+        steps = parse_int(steps, "Sampling steps", 1, self.adapted.scheduler.num_train_timesteps)
+        num_samples = parse_int(num_samples, "Number of samples", 1, MAX_SAMPLES)
+        if style not in ("skeleton", "mesh"):
+            raise UserInputError(f"Render style must be 'skeleton' or 'mesh', got {style!r}.")
+        out_dir = self.workspaces.new("generate")
+
+        def report(fraction, desc):
+            if progress is not None:
+                progress(fraction, desc=desc)
+
+        common = dict(lengths=frames, seed=seed, guidance_scale=guidance_scale, steps=steps, num_samples=num_samples)
+        report(0.0, "generating with the adapted encoder")
+        ada = self.adapted([prompt], encoder="ada", **common,
+                           progress=lambda i, n: report(0.45 * i / n, "generating with the adapted encoder"))
+        report(0.45, "generating with the vanilla encoder")
+        van = self.vanilla([prompt], encoder="vanilla", **common,
+                           progress=lambda i, n: report(0.45 + 0.45 * i / n, "generating with the vanilla encoder"))
+        report(0.9, "rendering videos")
+        ada_label, van_label = self.labels
+        adapted = self._encoder_result(prompt, ada, ada_label, out_dir / "adapted", style)
+        vanilla = self._encoder_result(prompt, van, van_label, out_dir / "vanilla", style)
+        side = self._render_side_by_side(prompt, adapted, vanilla, out_dir / "side_by_side.mp4")
+        downloads = self._write_downloads(prompt, seed, guidance_scale, steps, ada, van, out_dir)
+        report(1.0, "done")
+        return GenerateResult(prompt=prompt, seed=seed, lengths=list(ada.lengths), side_by_side=side,
+                              adapted=adapted, vanilla=vanilla, downloads=[side, adapted.video, vanilla.video, *downloads])
+
+    def _encoder_result(self, prompt: str, output, label: str, stem: Path, style: str) -> EncoderResult:
+        sims, ranks = self.score(prompt, output.features)
+        video = stem.with_suffix(".mp4")
+        self._render(output.joints[0], video, title=f"{label}\n{prompt}", style=style)
+        return EncoderResult(label=label, video=video, joints=list(output.joints), features=list(output.features),
+                             similarity=sims, rprecision_rank=ranks)
+
+    def _render(self, joints: np.ndarray, path: Path, title: str, style: str) -> Path:
+        if style == "mesh":
+            from renderers.mesh import render_mesh_video
+
+            return Path(render_mesh_video(joints, path, fps=self.skeleton.fps, title=title, smpl_dir=self.config.smpl_dir))
+        from renderers.skeleton import render_video
+
+        return Path(render_video(joints, path, fps=self.skeleton.fps, title=title))
+
+    def _render_side_by_side(self, prompt: str, adapted: EncoderResult, vanilla: EncoderResult, path: Path) -> Path:
+        from renderers.skeleton import render_side_by_side
+
+        joints, labels = [], []
+        for i, (a, v) in enumerate(zip(adapted.joints, vanilla.joints)):
+            suffix = f" #{i + 1}" if len(adapted.joints) > 1 else ""
+            joints += [a, v]
+            labels += [adapted.label + suffix, vanilla.label + suffix]
+        return Path(render_side_by_side(joints, labels, path, fps=self.skeleton.fps, title=prompt))
+
+    def _write_downloads(self, prompt, seed, guidance_scale, steps, ada, van, out_dir: Path) -> list[Path]:
+        from adamotion.io.bvh import write_bvh
+        from adamotion.io.export import save_bundle, save_features_npy, save_joints_npy
+
+        files = []
+        for tag, output in (("adapted", ada), ("vanilla", van)):
+            for i, (joints, feats) in enumerate(zip(output.joints, output.features)):
+                stem = out_dir / f"{tag}_sample{i + 1}"
+                files.append(Path(save_joints_npy(stem.with_name(stem.name + "_joints.npy"), joints) or stem.with_name(stem.name + "_joints.npy")))
+                files.append(Path(save_features_npy(stem.with_name(stem.name + "_features.npy"), feats) or stem.with_name(stem.name + "_features.npy")))
+                bvh = stem.with_suffix(".bvh")
+                write_bvh(bvh, joints=joints, skeleton=self.skeleton)
+                files.append(bvh)
+            bundle = out_dir / f"{tag}_bundle.npz"
+            save_bundle(bundle, prompt=prompt, seed=seed, encoder=output.encoder, checkpoint_id=self.checkpoint_id,
+                        lengths=list(output.lengths), features=output.features, joints=output.joints,
+                        guidance_scale=guidance_scale, steps=steps)
+            files.append(bundle)
+        return [f for f in files if f.exists()]
+
+    # -- evaluator scores
+    def score(self, prompt: str, features: list[np.ndarray]) -> tuple[list[float], list[int]]:
+        """Evaluator cosine(text, motion) and the prompt's rank among 32 captions (itself + 31 gallery captions)."""
+        if self.evaluator is None:
+            return [float("nan")] * len(features), [0] * len(features)
+        import torch
+
+        with torch.inference_mode():
+            pool = [prompt] + (self.gallery.distractor_captions(31, exclude=prompt) if self.gallery else [])
+            text_emb = self.evaluator.encode_text(pool).float()  # (P, D)
+            sims, ranks = [], []
+            for feats in features:
+                motion = torch.as_tensor(feats, dtype=torch.float32)[None]  # (1, T, F)
+                mask = torch.ones(motion.shape[:2], dtype=torch.bool)
+                motion_emb = self.evaluator.encode_motion(motion, mask).float()  # (1, D)
+                dist = torch.cdist(motion_emb, text_emb)[0]  # (P,)
+                cos = torch.nn.functional.cosine_similarity(motion_emb, text_emb[:1]).item()
+                sims.append(round(cos, 4))
+                ranks.append(int((dist < dist[0]).sum().item()) + 1)
+        return sims, ranks
+
+    # -- retrieval
+    def retrieve(self, query, k=5, test_only=True):
+        if self.gallery is None:
+            raise UserInputError("Retrieval is not available: this checkpoint has no gallery.")
+        query = validate_prompt(query)
+        k = parse_int(k, "Top-k", 1, 20)
+        return self.gallery.text_to_motion(query, k=k, split="test" if test_only else None)
+
+    def motion_to_text(self, motion_id: str | None = None, features: np.ndarray | None = None, k=5):
+        if self.gallery is None:
+            raise UserInputError("Retrieval is not available: this checkpoint has no gallery.")
+        k = parse_int(k, "Top-k", 1, 20)
+        if features is None:
+            if not motion_id:
+                raise UserInputError("Pick a gallery motion or generate one first.")
+            features = self.gallery.features_of(motion_id)
+        return self.gallery.motion_to_text(features, k=k)
+
+    def thumbnail(self, motion_id: str) -> Path:
+        """A looping skeleton clip of a gallery motion, rendered once and cached."""
+        cache = self.workspaces.root / "thumbnails"
+        cache.mkdir(exist_ok=True)
+        path = cache / f"{motion_id}.mp4"
+        if not path.exists():
+            from renderers.skeleton import render_video
+
+            with self._render_lock:
+                if not path.exists():
+                    render_video(self.gallery.joints_of(motion_id), path, fps=self.skeleton.fps,
+                                 size=(320, 240), title=self.gallery.caption_of(motion_id))
+        return path

@@ -1,0 +1,480 @@
+"""The served app end to end: the real Gradio server, in-process, driven through gradio_client like a remote user.
+
+One tiny trained checkpoint (conftest ``tiny_checkpoint``) and one small study built from it serve every test
+here. Generation uses 2-second motions and a handful of sampling steps to keep the file short on 2 CPU cores.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Offline and private before gradio is imported (it reads some of these at import time).
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")  # as `python -m app` does: mesh rendering without a display
+
+from gradio_client import Client  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+from app.config import DEFAULT_CHECKPOINT, AppConfig, parse_args  # noqa: E402
+from app.server import create_app  # noqa: E402
+from app.workspace import Workspaces  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+FPS = 20
+SECONDS = 2  # every generation here: 2 s = 40 frames
+STEPS = 5
+STUDY_PROMPTS = ["a person walks forward", "a person jumps in place"]
+ADMIN_TOKEN = "secret"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ----------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def study_dir(tiny_checkpoint, tmp_path_factory):
+    """A two-prompt study comparing the tiny adaqf and baseline pipelines (as `adamotion study build` makes it)."""
+    from adamotion.study.build import build_study
+
+    out = tmp_path_factory.mktemp("study") / "study"
+    return build_study(STUDY_PROMPTS, [f"adaqf={tiny_checkpoint / 'adaqf'}", f"baseline={tiny_checkpoint / 'baseline'}"],
+                       out, seconds=SECONDS, steps=3, title="Test study")
+
+
+@pytest.fixture(scope="module")
+def server(tiny_checkpoint, study_dir, tmp_path_factory):
+    """The app with the Study tab and admin results, launched on a free local port."""
+    tmp = tmp_path_factory.mktemp("app")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRADIO_TEMP_DIR", str(tmp / "gradio"))
+        port = free_port()
+        config = AppConfig(checkpoint=tiny_checkpoint, workdir=tmp / "requests", port=port, study=study_dir,
+                           admin_token=ADMIN_TOKEN)
+        demo = create_app(config)
+        demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                    show_error=True, allowed_paths=demo.serve_paths)
+        try:
+            yield demo
+        finally:
+            demo.close()
+            demo.studio.workspaces.close()
+
+
+def connect(server, download_dir: Path) -> Client:
+    """A new client = a new browser session (its own gr.State values)."""
+    return Client(server.local_url, download_files=str(download_dir), verbose=False)
+
+
+@pytest.fixture
+def client(server, tmp_path):
+    return connect(server, tmp_path / "downloads")
+
+
+def generate(client: Client, prompt: str = "a person walks forward and waves", *, length=str(SECONDS), seed=0,
+             guidance=2.5, steps=STEPS, samples=1, style="skeleton"):
+    """/generate → (side_by_side, adapted_video, vanilla_video, adapted_scores, vanilla_scores, downloads)."""
+    return client.predict(prompt=prompt, length=length, seed=seed, guidance=guidance, steps=steps, samples=samples,
+                          style=style, api_name="/generate")
+
+
+def video_path(value) -> Path | None:
+    """A Video output's file: gradio_client gives {"video": path, "subtitles": ...}, or for a gr.update
+    {"__type__": "update", "value": <that>, "visible": ...}; None when it holds no video."""
+    if isinstance(value, dict) and value.get("__type__") == "update":
+        value = value.get("value")
+    if isinstance(value, dict):
+        value = value.get("video")
+    return Path(value) if value else None
+
+
+def by_name(files) -> dict[str, Path]:
+    paths = [Path(f) for f in files]
+    names = {p.name: p for p in paths}
+    assert len(names) == len(paths), f"two downloads share a name: {sorted(p.name for p in paths)}"
+    return names
+
+
+def table_rows(markdown: str) -> list[list[str]]:
+    """Body rows of the first markdown table whose first cell is a number."""
+    rows = []
+    for line in markdown.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.lstrip().startswith("|") and cells and cells[0].isdigit():
+            rows.append(cells)
+    return rows
+
+
+def assert_playable(path: Path, frames: int | None = None):
+    from renderers.video import probe_video
+
+    info = probe_video(path)
+    assert info.frames > 0, path
+    assert info.codec == "h264" and info.pix_fmt == "yuv420p", (path, info)  # plays in every browser
+    if frames is not None:
+        assert info.frames == frames, (path, info)
+    return info
+
+
+# ----------------------------------------------------------------------------- generate
+def test_generate_gives_playable_videos_scores_and_downloads(client):
+    from adamotion.io.bvh import parse_bvh
+    from adamotion.io.export import load_bundle
+
+    frames = SECONDS * FPS
+    side, adapted, vanilla, ada_md, van_md, files = generate(client, seed=3)
+
+    ada_info = assert_playable(video_path(adapted), frames)
+    van_info = assert_playable(video_path(vanilla), frames)
+    side_info = assert_playable(video_path(side), frames)
+    assert side_info.width == ada_info.width + van_info.width and side_info.height == ada_info.height
+    assert "AdaQF" in ada_md and "vanilla" in van_md
+    for md in (ada_md, van_md):
+        (row,) = table_rows(md)
+        assert -1.0 <= float(row[1]) <= 1.0 and 1 <= int(row[2]) <= 32  # evaluator cosine, R-precision rank
+
+    downloads = by_name(files)
+    for tag in ("adapted", "vanilla"):
+        assert {f"{tag}.mp4", f"{tag}_sample1_joints.npy", f"{tag}_sample1_features.npy", f"{tag}_sample1.bvh",
+                f"{tag}_bundle.npz"} <= set(downloads), sorted(downloads)
+        joints = np.load(downloads[f"{tag}_sample1_joints.npy"])
+        features = np.load(downloads[f"{tag}_sample1_features.npy"])
+        assert joints.shape == (frames, 22, 3) and np.isfinite(joints).all()
+        assert features.shape == (frames, 263) and np.isfinite(features).all()
+        assert parse_bvh(downloads[f"{tag}_sample1.bvh"]).num_frames == frames
+        bundle = load_bundle(downloads[f"{tag}_bundle.npz"])
+        assert bundle["prompt"] == "a person walks forward and waves" and bundle["seed"] == 3 and bundle["steps"] == STEPS
+        assert ("AdaQF" in bundle["encoder"]) == (tag == "adapted")
+        np.testing.assert_allclose(bundle["joints"].reshape(-1, frames, 22, 3)[0], joints, atol=1e-5)
+    assert "side_by_side.mp4" in downloads
+
+
+def test_same_seed_same_motion_and_another_seed_another(client):
+    def joints(seed):
+        files = by_name(generate(client, "someone jumps forward twice", seed=seed)[5])
+        return np.load(files["adapted_sample1_joints.npy"]), np.load(files["vanilla_sample1_joints.npy"])
+
+    first, again, other = joints(11), joints(11), joints(12)
+    for a, b, c in zip(first, again, other):
+        np.testing.assert_array_equal(a, b)
+        assert not np.allclose(a, c)
+    assert not np.allclose(first[0], first[1])  # the adapted and the vanilla encoder really differ
+
+
+def test_eight_concurrent_generations_all_finish_with_their_own_files(server, tmp_path):
+    root = server.studio.workspaces.root
+    before = set(root.glob("generate-*"))
+
+    def one(i):
+        started = time.perf_counter()
+        result = generate(connect(server, tmp_path / f"client{i}"), "a person walks in a circle", seed=100 + i)
+        return result, time.perf_counter() - started
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(one, range(8)))
+
+    joints = []
+    for result, _seconds in outcomes:
+        for video in result[:3]:
+            assert_playable(video_path(video))
+        joints.append(np.load(by_name(result[5])["adapted_sample1_joints.npy"]))
+    videos = [video_path(result[1]) for result, _ in outcomes]
+    assert len(set(videos)) == 8, videos
+    assert len({j.tobytes() for j in joints}) == 8  # eight seeds, eight motions: nothing crossed over
+    new = set(root.glob("generate-*")) - before
+    assert len(new) == 8, sorted(p.name for p in new)  # one private output folder per request
+    for folder in new:
+        assert {"adapted.mp4", "vanilla.mp4", "side_by_side.mp4"} <= {p.name for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("prompt", [
+    "a person 🏃 runs forward then stops 🛑",  # emoji mixed with words
+    "一个人向前走然后挥手",  # Chinese
+    "человек идёт вперёд и машет рукой",  # Russian
+], ids=["emoji+words", "chinese", "russian"])
+def test_non_latin_and_mixed_emoji_prompts_generate(client, prompt):
+    side, adapted, vanilla, *_ = generate(client, prompt, steps=2)
+    assert_playable(video_path(adapted), SECONDS * FPS)
+
+
+def test_mesh_style_renders_a_body(client):
+    _, adapted, vanilla, *_ = generate(client, "a person squats down and stands back up", style="mesh", steps=2)
+    assert_playable(video_path(adapted), SECONDS * FPS)
+    assert_playable(video_path(vanilla), SECONDS * FPS)
+
+
+BAD_INPUTS = [
+    ("empty prompt", dict(prompt=""), "Please type a prompt"),
+    ("whitespace prompt", dict(prompt="  \n\t  "), "Please type a prompt"),
+    ("10,000-char prompt", dict(prompt="w" * 10_000), r"10,000 characters long; please keep it under 500"),
+    ("emoji-only prompt", dict(prompt="🏃‍♂️💨🔥"), "no words"),
+    ("length 1 s", dict(length="1"), r"Length must be between 2 and 9.8 seconds"),
+    ("length 20 s", dict(length="20"), r"Length must be between 2 and 9.8 seconds"),
+    ("length abc", dict(length="abc"), r"Length must be a number of seconds or 'auto'"),
+    ("seed abc", dict(seed="abc"), "Seed must be a whole number"),
+    ("negative seed", dict(seed="-5"), "Seed must be between 0 and"),
+    ("steps 0", dict(steps=0), "less than minimum value 1"),
+    ("unknown style", dict(style="cartoon"), "cartoon"),
+]
+
+
+@pytest.mark.parametrize("kwargs,message", [b[1:] for b in BAD_INPUTS], ids=[b[0] for b in BAD_INPUTS])
+def test_bad_generate_inputs_give_a_clear_message(client, kwargs, message):
+    call = {"prompt": "a person walks forward", **kwargs}
+    with pytest.raises(AppError, match=message) as caught:
+        generate(client, call.pop("prompt"), **call)
+    assert "Traceback" not in str(caught.value) and "went wrong" not in str(caught.value)
+    # the server keeps answering, in the same session
+    van_md, _, ada_md, _ = client.predict("a person jumps", 1, True, api_name="/retrieve")
+    assert len(table_rows(van_md)) == len(table_rows(ada_md)) == 1
+
+
+# ----------------------------------------------------------------------------- retrieval
+def test_retrieval_ranks_test_motions_with_both_encoders(client, server):
+    gallery = server.studio.gallery
+    k = 3
+    van_md, van_top, ada_md, ada_top = client.predict("a person jumps", k, True, api_name="/retrieve")
+    for md, label in ((van_md, "vanilla"), (ada_md, "AdaQF")):
+        assert label in md
+        rows = table_rows(md)
+        assert [int(r[0]) for r in rows] == list(range(1, k + 1))
+        scores = [float(r[1]) for r in rows]
+        assert scores == sorted(scores, reverse=True)
+        ids = [r[3].strip("`") for r in rows]
+        assert all(gallery.data.splits[i] == "test" for i in ids), ids
+    assert_playable(video_path(van_top))
+    assert_playable(video_path(ada_top))
+
+    every = client.predict("a person jumps", 10, False, api_name="/retrieve")
+    assert len(table_rows(every[0])) == len(table_rows(every[2])) == min(10, len(gallery.motion_ids()))
+
+
+def test_motion_to_text_for_a_gallery_motion_and_the_last_generated_one(client, server):
+    motion_id = server.studio.gallery.motion_ids(split="test")[0]
+    van_md, ada_md = client.predict(motion_id, False, 4, api_name="/motion_to_text")
+    assert len(table_rows(van_md)) == len(table_rows(ada_md)) == 4
+
+    with pytest.raises(AppError, match="Generate a motion first"):
+        client.predict(motion_id, True, 4, api_name="/motion_to_text")
+    generate(client, "a person kicks with the right leg", steps=2)
+    van_md, ada_md = client.predict(None, True, 2, api_name="/motion_to_text")  # this session's last motion
+    assert len(table_rows(van_md)) == len(table_rows(ada_md)) == 2
+    with pytest.raises(AppError, match="Pick a gallery motion"):
+        client.predict(None, False, 2, api_name="/motion_to_text")
+
+
+# ----------------------------------------------------------------------------- study
+def _participant_id(markdown: str) -> str:
+    match = re.search(r"`([0-9a-f]+-[0-9a-f]+)`", markdown)
+    assert match, markdown
+    return match.group(1)
+
+
+def test_a_participant_runs_the_whole_study_and_export_reads_the_answers(server, study_dir, tmp_path):
+    from adamotion.study.export import export_results
+    from adamotion.study.store import StudyStore
+
+    client = connect(server, tmp_path / "participant")
+    with pytest.raises(AppError, match="consent"):
+        client.predict(False, api_name="/study_start")
+    id_md, progress, prompt_md, *videos = client.predict(True, api_name="/study_start")
+    pid = _participant_id(id_md)
+    assert progress == f"Trial 1 of {len(STUDY_PROMPTS)}"
+    shown = [video_path(v) for v in videos if video_path(v)]
+    assert len(shown) == 2  # adaqf and baseline, as A and B
+    for video in shown:
+        assert_playable(video, SECONDS * FPS)
+
+    with pytest.raises(AppError, match="Please rank every video"):
+        client.predict("1", None, None, None, "1", "2", None, None, api_name="/study_submit")
+    with pytest.raises(AppError, match="exactly once"):
+        client.predict("1", "1", None, None, "1", "2", None, None, api_name="/study_submit")
+    trials = 0
+    while not progress.startswith("**Finished"):
+        trials += 1
+        assert trials <= len(STUDY_PROMPTS)
+        # realism: A best; alignment: B best
+        _, progress, prompt_md, *videos = client.predict("1", "2", None, None, "2", "1", None, None,
+                                                         api_name="/study_submit")
+    assert trials == len(STUDY_PROMPTS)
+    assert progress == f"**Finished: {trials}/{trials} trials. Thank you!**"
+
+    # a later visit with the id shows the finished state
+    resumed = connect(server, tmp_path / "resume").predict(f"  {pid} ", api_name="/study_resume")
+    assert resumed[1].startswith("**Finished")
+
+    store = StudyStore.open(study_dir)
+    try:
+        names = {m["key"]: m["name"] for m in store.methods}
+        mine = [r for r in store.all_responses() if r["participant_id"] == pid]
+        assert len(mine) == 2 * len(STUDY_PROMPTS)
+        shown_order = {trial.trial_id: keys for trial, keys in store.order_for(pid)}
+        for response in mine:
+            keys = shown_order[response["trial_id"]]  # keys[0] was shown as A
+            expected = keys if response["criterion"] == "realism" else keys[::-1]
+            assert response["ranking"] == expected
+        paths = export_results(store, tmp_path / "export")
+    finally:
+        store.close()
+    exported = [r for r in json.loads(paths["json"].read_text()) if r["participant_id"] == pid]
+    assert sorted(r["trial_id"] for r in exported) == sorted(r["trial_id"] for r in mine)
+    assert all(set(r["ranking"]) == set(names.values()) for r in exported)
+    csv_lines = paths["csv"].read_text().splitlines()
+    assert sum(pid in line for line in csv_lines) == 2 * 2 * len(STUDY_PROMPTS)  # one line per (answer, method)
+
+
+def test_study_refuses_unknown_or_tampered_participant_ids(server, tmp_path):
+    client = connect(server, tmp_path / "d")
+    id_md, *_ = client.predict(True, api_name="/study_start")
+    pid = _participant_id(id_md)
+    tampered = pid[:-1] + ("0" if pid[-1] != "0" else "1")
+    for bad, message in [("nope", "not valid"), ("", "not valid"), (tampered, "not valid for this study"),
+                         ("abc-" + pid.split("-")[1], "not valid for this study")]:
+        with pytest.raises(AppError, match=message):
+            client.predict(bad, api_name="/study_resume")
+    with pytest.raises(AppError, match="Start or resume"):
+        connect(server, tmp_path / "fresh").predict("1", "2", None, None, "1", "2", None, None,
+                                                    api_name="/study_submit")
+    assert client.predict(pid, api_name="/study_resume")[1].startswith("Trial 1 of")  # the real one still works
+
+
+def test_study_results_need_the_admin_token(server, client):
+    for wrong in ("wrong", "", "secret "):
+        with pytest.raises(AppError, match="Wrong admin token"):
+            client.predict(wrong, api_name="/study_results")
+    table, plot, files = client.predict(ADMIN_TOKEN, api_name="/study_results")
+    assert "adaqf" in table and "baseline" in table
+    assert Path(plot).suffix == ".png" and Path(plot).stat().st_size > 0
+    assert {"responses.csv", "responses.json", "summary.json", "mean_rank.png"} <= {Path(f).name for f in files}
+
+
+def test_a_non_study_folder_fails_at_start_up(tiny_checkpoint, tmp_path):
+    from adamotion.study.store import StudyError
+
+    with pytest.raises(StudyError, match="not a study folder"):
+        create_app(AppConfig(checkpoint=tiny_checkpoint, workdir=tmp_path / "w", study=tmp_path))
+    # from the command line: one clear line, no traceback, before any model is loaded
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}
+    proc = subprocess.run([sys.executable, "-m", "app", "--checkpoint", str(tiny_checkpoint), "--study", str(tmp_path),
+                           "--port", str(free_port())], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "not a study folder" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_a_missing_checkpoint_fails_at_start_up_with_one_line(tmp_path):
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}
+    proc = subprocess.run([sys.executable, "-m", "app", "--checkpoint", str(tmp_path / "nowhere"),
+                           "--port", str(free_port())], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "nowhere" in proc.stderr and "not found" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_about_tab_names_both_encoders_and_the_checkpoint(server):
+    about = server.studio.about_markdown()
+    ada_label, van_label = server.studio.labels
+    assert ada_label in about and van_label in about and f"`{server.studio.config.checkpoint}`" in about
+    backbone = server.studio.adapted.text_encoder.backbone_name
+    assert f"text backbone: {backbone}" in about and backbone in ada_label and backbone in van_label
+    assert "trained:" in about and "CPU cores" in about.split("trained:")[1]  # from training_summary.json
+    assert "retrieval gallery: " in about and "motions" in about
+
+
+# ----------------------------------------------------------------------------- units: workspaces, config
+def test_workspaces_sweep_removes_only_expired_request_folders(tmp_path):
+    spaces = Workspaces(tmp_path, max_age_s=60, sweep_every_s=3600)
+    try:
+        old, young = spaces.new("generate"), spaces.new("generate")
+        assert old != young and old.parent == young.parent == tmp_path
+        (old / "adapted.mp4").write_bytes(b"x")
+        caches = [tmp_path / "thumbnails", tmp_path / "index-cache"]
+        for cache in caches:
+            cache.mkdir()
+        stray = tmp_path / "notes.txt"
+        stray.write_text("keep")
+        now = time.time()
+        for path in (old, *caches, stray):
+            os.utime(path, (now - 120, now - 120))
+
+        assert spaces.sweep(now=now) == 1
+        assert not old.exists() and young.exists()
+        assert all(c.exists() for c in caches) and stray.exists()  # caches are not request folders
+        assert spaces.sweep(now=now) == 0
+        assert spaces.sweep(now=now + 3600) == 1 and not young.exists()
+        assert len({spaces.new("generate") for _ in range(50)}) == 50
+    finally:
+        spaces.close()
+
+
+def test_workspaces_sweep_on_a_schedule(tmp_path):
+    spaces = Workspaces(tmp_path, max_age_s=0, sweep_every_s=0.05)
+    try:
+        folder = spaces.new("generate")
+        os.utime(folder, (time.time() - 10, time.time() - 10))
+        deadline = time.monotonic() + 5
+        while folder.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not folder.exists()
+    finally:
+        spaces.close()
+    private = Workspaces(None)  # no root given: a private temporary folder
+    try:
+        assert private.root.is_dir() and private.root.name.startswith("adamotion-app-")
+    finally:
+        private.close()
+        shutil.rmtree(private.root, ignore_errors=True)
+
+
+def test_parse_args_reads_environment_and_flags_win(monkeypatch, tmp_path, capsys):
+    for name in list(os.environ):
+        if name.startswith(("ADAMOTION_", "GRADIO_SERVER_")):
+            monkeypatch.delenv(name)
+    config = parse_args([])
+    assert config.checkpoint == DEFAULT_CHECKPOINT and config.port == 7860 and config.host == "127.0.0.1"
+    assert config.study is None and config.admin_token is None and config.workdir is None and not config.share
+    assert (config.device, config.concurrency, config.max_queue) == ("cpu", 2, 32)
+
+    env = {"ADAMOTION_CHECKPOINT": str(tmp_path / "ckpt"), "ADAMOTION_PORT": "9001", "GRADIO_SERVER_NAME": "0.0.0.0",
+           "ADAMOTION_STUDY": str(tmp_path / "study"), "ADAMOTION_ADMIN_TOKEN": "tok", "ADAMOTION_CONCURRENCY": "3",
+           "ADAMOTION_WORKDIR": str(tmp_path / "work"), "ADAMOTION_MAX_QUEUE": "5", "ADAMOTION_DEVICE": "cuda",
+           "ADAMOTION_SMPL_DIR": str(tmp_path / "smpl")}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    config = parse_args([])
+    assert config.checkpoint == tmp_path / "ckpt" and config.port == 9001 and config.host == "0.0.0.0"
+    assert config.study == tmp_path / "study" and config.admin_token == "tok" and config.workdir == tmp_path / "work"
+    assert (config.concurrency, config.max_queue, config.device) == (3, 5, "cuda")
+    assert config.smpl_dir == str(tmp_path / "smpl")
+
+    config = parse_args(["--checkpoint", "other", "--port", "9100", "--host", "127.0.0.1", "--admin-token", "flag",
+                         "--concurrency", "1", "--share"])
+    assert config.checkpoint == Path("other") and config.port == 9100 and config.host == "127.0.0.1"
+    assert config.admin_token == "flag" and config.concurrency == 1 and config.share
+    assert config.study == tmp_path / "study"  # not overridden: still from the environment
+
+    monkeypatch.delenv("ADAMOTION_PORT")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "9200")  # Gradio's own variable is honoured too
+    assert parse_args([]).port == 9200
+    monkeypatch.setenv("ADAMOTION_PORT", "9300")  # ... but ours wins
+    assert parse_args([]).port == 9300
+    monkeypatch.setenv("ADAMOTION_STUDY", "")  # empty = unset
+    assert parse_args([]).study is None
+
+    monkeypatch.setenv("ADAMOTION_PORT", "eighty")
+    with pytest.raises(SystemExit):
+        parse_args([])
+    assert "invalid int value: 'eighty'" in capsys.readouterr().err

@@ -1,0 +1,183 @@
+"""`adamotion evaluate`, the retrieval gallery (cache included), `adamotion retrieval-bench` and `adamotion retrieve`,
+end to end on the session's tiny trained checkpoint (conftest ``tiny_checkpoint``)."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from adamotion.cli import main as cli_main
+from adamotion.eval.evaluate import EvalConfig, EvalTarget, evaluate, load_evaluator, run_evaluation
+
+torch.set_num_threads(1)
+
+SMALL = EvalConfig(repeats=2, num_pairs=32, mm_captions=4, mm_samples=2, steps=2, batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def pipelines(tiny_checkpoint):
+    from adamotion.pipeline import MotionPipeline
+
+    return {name: MotionPipeline.from_pretrained(tiny_checkpoint / name) for name in ("adaqf", "baseline")}
+
+
+@pytest.fixture(scope="module")
+def evaluator(tiny_checkpoint):
+    return load_evaluator(evaluator_dir=str(tiny_checkpoint / "extractors"))
+
+
+# ----------------------------------------------------------------------------- generation evaluation
+def test_evaluate_is_seeded_and_has_every_metric_per_repeat(pipelines, evaluator, tiny_corpus):
+    targets = [EvalTarget("adaqf", pipelines["adaqf"], "ada"), EvalTarget("baseline", pipelines["baseline"], "vanilla")]
+    first = evaluate(targets, tiny_corpus, evaluator, SMALL)
+    again = evaluate(targets, tiny_corpus, evaluator, SMALL)
+    assert list(first) == ["ground truth", "adaqf", "baseline"]
+    for row in ("adaqf", "baseline"):
+        values = first[row]
+        assert all(len(values[k]) == SMALL.repeats for k in
+                   ("fid", "r_precision", "mm_dist", "diversity", "multimodality", "skating_ratio")), values
+        for top in values["r_precision"]:
+            assert len(top) == 3 and 0 <= top[0] <= top[1] <= top[2] <= 1  # top-1 <= top-2 <= top-3
+        assert all(v >= 0 for v in values["fid"]) and all(0 <= v <= 1 for v in values["skating_ratio"])
+        assert values == again[row]  # same seeds, same numbers
+    assert first["ground truth"]["multimodality"] == []  # no multimodality for real motions
+    # real motions against the real pool score a far smaller FID than 2-step samples from a barely trained model
+    assert max(first["ground truth"]["fid"]) < min(first["adaqf"]["fid"] + first["baseline"]["fid"])
+
+
+def test_adapters_off_change_the_evaluation(pipelines, evaluator, tiny_corpus):
+    adapted = evaluate([EvalTarget("a", pipelines["adaqf"], "ada")], tiny_corpus, evaluator, SMALL, include_ground_truth=False)
+    vanilla = evaluate([EvalTarget("a", pipelines["adaqf"], "vanilla")], tiny_corpus, evaluator, SMALL,
+                       include_ground_truth=False)
+    assert adapted["a"]["fid"] != vanilla["a"]["fid"]
+
+
+def test_evaluate_command_writes_report_table_and_plots(tiny_checkpoint, tiny_corpus, tmp_path, capsys):
+    out = tmp_path / "eval"
+    code = cli_main(["evaluate", f"AdaQF={tiny_checkpoint / 'adaqf'}", f"baseline={tiny_checkpoint / 'baseline'}:vanilla",
+                     "--data", str(tiny_corpus), "--evaluator", str(tiny_checkpoint / "extractors"), "--out", str(out),
+                     "--quick", "--repeats", "2", "--num-pairs", "32", "--steps", "2"])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    text = json.dumps(report)
+    assert "AdaQF" in text and "baseline" in text and "ground truth" in text
+    table = (out / "report.md").read_text()
+    assert "±" in table and "FID" in table and "AdaQF" in table
+    assert (out / "metrics.png").stat().st_size > 5_000
+    saved = json.loads((out / "eval_config.json").read_text())
+    assert saved["repeats"] == 2 and saved["steps"] == 2 and saved["num_pairs"] == 32
+    assert "report.md" in capsys.readouterr().out
+
+
+def test_evaluate_errors_name_the_problem(tiny_checkpoint, tiny_corpus, tmp_path, capsys):
+    assert cli_main(["evaluate", str(tiny_checkpoint / "adaqf"), "--data", str(tiny_corpus),
+                     "--out", str(tmp_path / "e")]) == 2
+    assert "--evaluator" in capsys.readouterr().err
+    assert cli_main(["evaluate", str(tmp_path / "missing"), "--data", str(tiny_corpus),
+                     "--evaluator", str(tiny_checkpoint / "extractors"), "--out", str(tmp_path / "e")]) == 2
+    assert "missing" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="needs at least 32"):
+        run_evaluation([str(tiny_checkpoint / "adaqf")], tiny_corpus, tmp_path / "e",
+                       evaluator_dir=str(tiny_checkpoint / "extractors"), config=EvalConfig(split="val", repeats=1))
+
+
+# ----------------------------------------------------------------------------- retrieval
+@pytest.fixture
+def checkpoint_copy(tiny_checkpoint, tmp_path):
+    copy = tmp_path / "ckpt"
+    for name in ("adaqf", "retrieval_vanilla", "retrieval_ada", "gallery"):
+        shutil.copytree(tiny_checkpoint / name, copy / name)
+    return copy
+
+
+def test_gallery_index_is_cached_and_rebuilt_only_for_the_changed_encoder(checkpoint_copy, tmp_path, monkeypatch):
+    from adamotion.retrieval.bench import open_gallery
+    from adamotion.retrieval.gallery import RetrievalGallery
+
+    built = []
+    original = RetrievalGallery._build_index
+    monkeypatch.setattr(RetrievalGallery, "_build_index", lambda self, key: built.append(key) or original(self, key))
+    cache = tmp_path / "cache"
+    first = open_gallery(checkpoint_copy, None, cache_dir=cache)
+    assert sorted(built) == ["ada", "vanilla"]
+    query = first.text_to_motion("a person jumps", k=3, split=None)
+
+    built.clear()
+    second = open_gallery(checkpoint_copy, None, cache_dir=cache)
+    assert built == []  # both indexes came from the cache ...
+    assert second.text_to_motion("a person jumps", k=3, split=None) == query  # ... and answer the same
+
+    weights = checkpoint_copy / "retrieval_ada" / "model.safetensors"
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(weights))
+    name = next(iter(tensors))
+    tensors[name] = tensors[name] + 0.01
+    save_file(tensors, str(weights), metadata={"format": "pt"})
+    built.clear()
+    open_gallery(checkpoint_copy, None, cache_dir=cache)
+    assert built == ["ada"]  # only the changed encoder's index is rebuilt
+
+
+def test_text_to_motion_and_motion_to_text_with_both_encoders(checkpoint_copy, tmp_path):
+    from adamotion.retrieval.bench import open_gallery
+
+    gallery = open_gallery(checkpoint_copy, None, cache_dir=tmp_path / "cache")
+    test_ids = gallery.motion_ids(split="test")
+    both = gallery.text_to_motion("a person jumps", k=4, split="test")
+    assert set(both) == {"vanilla", "ada"}
+    for hits in both.values():
+        assert len(hits) == min(4, len(test_ids)) and all(h.split == "test" for h in hits)
+        scores = [h.score for h in hits]
+        assert scores == sorted(scores, reverse=True) and all(-1.0001 <= s <= 1.0001 for s in scores)
+    assert [h.motion_id for h in both["vanilla"]] != [h.motion_id for h in both["ada"]] or \
+        [h.score for h in both["vanilla"]] != [h.score for h in both["ada"]]  # two encoders, two spaces
+
+    motion_id = test_ids[0]
+    captions = gallery.motion_to_text(gallery.features_of(motion_id), k=5)
+    for hits in captions.values():
+        assert len(hits) == 5 and all(h.caption for h in hits)
+    # the gallery stores the clip exactly (float16) and gives joints of the same length
+    assert gallery.joints_of(motion_id).shape == (gallery.features_of(motion_id).shape[0], 22, 3)
+
+
+def test_retrieval_bench_command_prints_and_writes_tables_with_ci(checkpoint_copy, tmp_path, capsys):
+    out_json, out_md = tmp_path / "retrieval.json", tmp_path / "retrieval.md"
+    code = cli_main(["retrieval-bench", "--checkpoint", str(checkpoint_copy), "--split", "all", "--repeats", "3",
+                     "--json", str(out_json), "--markdown", str(out_md)])
+    assert code == 0
+    results = json.loads(out_json.read_text())
+    assert set(results) == {"normal", "threshold", "guo"}
+    for protocol, table in results.items():
+        assert len(table) == 2 and any("vanilla" in label for label in table) and any("AdaQF" in label for label in table)
+        for metrics in table.values():
+            r1, r10 = metrics["t2m/R@1"][0], metrics["t2m/R@10"][0]
+            assert 0 <= r1 <= r10 <= 100 and metrics["t2m/R@1"][1] >= 0
+            # the mean of per-subset Rsums is the sum of the mean recalls
+            assert metrics["Rsum"][0] == pytest.approx(sum(metrics[f"{d}/R@{k}"][0] for d in ("t2m", "m2t")
+                                                           for k in (1, 2, 3, 5, 10)), rel=1e-6)
+    text = out_md.read_text()
+    assert "±" in text and "protocol: guo" in text and "Δ" in text
+    assert "protocol: normal" in capsys.readouterr().out
+
+
+def test_retrieve_command_prints_both_rankings(checkpoint_copy, capsys):
+    assert cli_main(["retrieve", "a person waves with the left hand", "--checkpoint", str(checkpoint_copy),
+                     "--top-k", "3", "--all-splits"]) == 0
+    out = capsys.readouterr().out
+    assert "(vanilla)" in out and "LoRA (AdaQF)" in out
+    assert len([line for line in out.splitlines() if line.strip()[:2] in ("1.", "2.", "3.")]) == 6
+    assert cli_main(["retrieve", "   ", "--checkpoint", str(checkpoint_copy)]) == 2
+    assert "query is empty" in capsys.readouterr().err
+
+
+def test_a_broken_gallery_fails_with_the_path(checkpoint_copy, tmp_path):
+    from adamotion.retrieval.gallery import GalleryData
+    from adamotion.utils.serialization import CheckpointError
+
+    (checkpoint_copy / "gallery" / "features.safetensors").unlink()
+    with pytest.raises(CheckpointError, match=r"features\.safetensors: missing"):
+        GalleryData(checkpoint_copy / "gallery")
