@@ -16,8 +16,24 @@ test:
 install:
 	scripts/setup.sh
 
+# Corpus -> train all -> shipped folders -> evaluation -> retrieval bench -> MODEL_CARD.md (~1.5 h on 2 CPU cores).
+CORPUS ?= data/procedural
+RUN ?= runs/default
+SHIPPED := extractors adaqf baseline retrieval_vanilla retrieval_ada gallery
 default-checkpoints: install
-	.venv/bin/adamotion train all --config configs/default.json --out checkpoints/default
+	[ -f $(CORPUS)/corpus.json ] || .venv/bin/adamotion data synth --out $(CORPUS)
+	.venv/bin/adamotion train all --config configs/default.json --out $(RUN) --data $(CORPUS)
+	mkdir -p checkpoints/default
+	for d in $(SHIPPED); do rm -rf checkpoints/default/$$d; cp -a $(RUN)/$$d checkpoints/default/$$d; \
+	  rm -rf checkpoints/default/$$d/checkpoint; done  # resumable training state stays in $(RUN)
+	cp $(RUN)/training_summary.json checkpoints/default/
+	.venv/bin/adamotion evaluate "AdaQF (adapted)=checkpoints/default/adaqf" \
+	  "baseline (vanilla)=checkpoints/default/baseline:vanilla" --data $(CORPUS) \
+	  --evaluator checkpoints/default/extractors --out checkpoints/default/eval --repeats 10 --num-pairs 256 --steps 25
+	.venv/bin/adamotion retrieval-bench --checkpoint checkpoints/default \
+	  --json checkpoints/default/retrieval/retrieval.json --markdown checkpoints/default/retrieval/retrieval.md
+	.venv/bin/adamotion bench --json checkpoints/default/bench.json
+	.venv/bin/python scripts/model_card.py checkpoints/default --data $(CORPUS)
 
 bench: install
 	.venv/bin/adamotion bench

@@ -33,7 +33,7 @@ def _evaluate(args) -> int:
     config = replace(config, **overrides)
     paths = run_evaluation(args.checkpoints, args.data, args.out, evaluator_dir=args.evaluator,
                            t2m_dir=args.t2m_evaluator, config=config, device=args.device, title=args.title)
-    print(paths["markdown"].read_text() if "markdown" in paths else "")
+    print(paths["md"].read_text())
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0
