@@ -221,39 +221,42 @@ class Studio:
                            progress=lambda i, n: report(0.45 + 0.45 * i / n, "generating with the vanilla encoder"))
         report(0.9, "rendering videos")
         ada_label, van_label = self.labels
-        adapted = self._encoder_result(prompt, ada, ada_label, out_dir / "adapted", style)
-        vanilla = self._encoder_result(prompt, van, van_label, out_dir / "vanilla", style)
-        side = self._render_side_by_side(prompt, adapted, vanilla, out_dir / "side_by_side.mp4")
+        adapted = self._encoder_result(prompt, ada, ada_label, out_dir / "adapted.mp4")
+        vanilla = self._encoder_result(prompt, van, van_label, out_dir / "vanilla.mp4")
+        side = self._render_videos(prompt, adapted, vanilla, out_dir / "side_by_side.mp4", style)
         downloads = self._write_downloads(prompt, seed, guidance_scale, steps, ada, van, out_dir)
         report(1.0, "done")
         return GenerateResult(prompt=prompt, seed=seed, lengths=list(ada.lengths), side_by_side=side,
                               adapted=adapted, vanilla=vanilla, downloads=[side, adapted.video, vanilla.video, *downloads])
 
-    def _encoder_result(self, prompt: str, output, label: str, stem: Path, style: str) -> EncoderResult:
+    def _encoder_result(self, prompt: str, output, label: str, video: Path) -> EncoderResult:
         sims, ranks = self.score(prompt, output.features)
-        video = stem.with_suffix(".mp4")
-        self._render(output.joints[0], video, title=f"{label}\n{prompt}", style=style)
         return EncoderResult(label=label, video=video, joints=list(output.joints), features=list(output.features),
                              similarity=sims, rprecision_rank=ranks)
 
-    def _render(self, joints: np.ndarray, path: Path, title: str, style: str) -> Path:
-        if style == "mesh":
-            from renderers.mesh import render_mesh_video
+    def _render_videos(self, prompt: str, adapted: EncoderResult, vanilla: EncoderResult, path: Path, style: str) -> Path:
+        """The side-by-side video of every sample, and the first sample of each encoder as its own video.
 
-            return Path(render_mesh_video(joints, path, fps=self.skeleton.fps, title=title, smpl_dir=self.config.smpl_dir))
-        from renderers.skeleton import render_video
-
-        return Path(render_video(joints, path, fps=self.skeleton.fps, title=title))
-
-    def _render_side_by_side(self, prompt: str, adapted: EncoderResult, vanilla: EncoderResult, path: Path) -> Path:
+        Skeleton style draws each scene once for all three files (``panel_paths``); mesh style renders the two
+        single videos with the body renderer and keeps the side-by-side a skeleton view.
+        """
         from renderers.skeleton import render_side_by_side
 
-        joints, labels = [], []
+        joints, labels, own_paths = [], [], []
         for i, (a, v) in enumerate(zip(adapted.joints, vanilla.joints)):
             suffix = f" #{i + 1}" if len(adapted.joints) > 1 else ""
             joints += [a, v]
             labels += [adapted.label + suffix, vanilla.label + suffix]
-        return Path(render_side_by_side(joints, labels, path, fps=self.skeleton.fps, title=prompt))
+            own_paths += [adapted.video, vanilla.video] if i == 0 else [None, None]
+        if style == "mesh":
+            from renderers.mesh import render_mesh_video
+
+            for result in (adapted, vanilla):
+                render_mesh_video(result.joints[0], result.video, fps=self.skeleton.fps,
+                                  title=f"{result.label}\n{prompt}", smpl_dir=self.config.smpl_dir)
+            own_paths = None
+        return Path(render_side_by_side(joints, labels, path, fps=self.skeleton.fps, title=prompt,
+                                        panel_paths=own_paths))
 
     def _write_downloads(self, prompt, seed, guidance_scale, steps, ada, van, out_dir: Path) -> list[Path]:
         from adamotion.io.bvh import write_bvh

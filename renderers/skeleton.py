@@ -17,6 +17,7 @@ Public API: :class:`Camera`, :func:`project_points`, :class:`SkeletonStyle`, :fu
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -639,29 +640,79 @@ def render_video(joints, path: str | os.PathLike, *, fps: float | None = None, t
 def render_side_by_side(clips: Sequence, labels: Sequence[str | None] | None, path: str | os.PathLike, *,
                         fps: float | None = None, title: str | None = None, size: tuple[int, int] = (640, 480),
                         skeleton: Skeleton = HUMANML3D, style: SkeletonStyle = SkeletonStyle(),
-                        show_frame_counter: bool = False, fmt: str | None = None) -> Path:
+                        show_frame_counter: bool = False, fmt: str | None = None,
+                        panel_paths: Sequence[str | os.PathLike | None] | None = None) -> Path:
     """N synchronised panels (e.g. "AdaCLIP" vs "vanilla"), each ``size``, side by side.
 
     The output is ``(N * width, height)``. A label is written at the top of each panel; shorter clips
     hold their last frame until the longest one ends, so the video has ``max(T_i)`` frames.
+
+    ``panel_paths`` (one entry per clip, ``None`` to skip) also writes each panel as its own video with the
+    title and its label, from the *same* drawn frames: every scene is drawn once for all outputs, and the
+    encoders run side by side in their own ffmpeg processes (the app's three videos cost about one render).
     """
     if len(clips) == 0:
         raise ValueError("render_side_by_side needs at least one clip")
     labels = list(labels) if labels is not None else [None] * len(clips)
     if len(labels) != len(clips):
         raise ValueError(f"got {len(clips)} clips but {len(labels)} labels")
+    panel_paths = list(panel_paths) if panel_paths is not None else [None] * len(clips)
+    if len(panel_paths) != len(clips):
+        raise ValueError(f"got {len(clips)} clips but {len(panel_paths)} panel paths")
     clips = [_check_joints(c, skeleton, name=f"clip {i}") for i, c in enumerate(clips)]
     size = _check_size(size)
     fps = float(fps or skeleton.fps)
     started = time.perf_counter()
-    panels, _, frames = _compose_frames(clips, labels=labels, size=size, skeleton=skeleton, style=style,
-                                        title=title, show_frame_counter=show_frame_counter)
-    with VideoWriter(path, fps=fps, fmt=fmt) as writer:
-        writer.extend(frames)
+    if not any(panel_paths):
+        panels, _, frames = _compose_frames(clips, labels=labels, size=size, skeleton=skeleton, style=style,
+                                            title=title, show_frame_counter=show_frame_counter)
+        with VideoWriter(path, fps=fps, fmt=fmt) as writer:
+            writer.extend(frames)
+        frames_written = writer.frames_written
+    else:
+        frames_written = _render_with_panel_videos(clips, labels, path, panel_paths, fps=fps, title=title, size=size,
+                                                   skeleton=skeleton, style=style, fmt=fmt,
+                                                   show_frame_counter=show_frame_counter)
+        panels = clips
     elapsed = time.perf_counter() - started
-    logger.info("rendered %d frames x %d panel(s) to %s in %.2f s (%.0f frames/s)", writer.frames_written,
-                len(panels), path, elapsed, writer.frames_written / max(elapsed, 1e-9))
+    logger.info("rendered %d frames x %d panel(s) to %s in %.2f s (%.0f frames/s)", frames_written,
+                len(panels), path, elapsed, frames_written / max(elapsed, 1e-9))
     return Path(path)
+
+
+def _render_with_panel_videos(clips, labels, path, panel_paths, *, fps, title, size, skeleton, style, fmt,
+                              show_frame_counter) -> int:
+    width, height = size
+    side_layout = _Layout(total_width=width * len(clips), title=title, labels=labels, style=style)
+    own_layouts = [_Layout(total_width=width, title=title, labels=[label], style=style) for label in labels]
+    # One text band tall enough for the side-by-side and every single-panel title: the figure sits at the
+    # same place in all outputs.
+    top_band = max([side_layout.top_band] + [layout.top_band for layout in own_layouts])
+    panels = [_Panel(c, size=size, skeleton=skeleton, style=style, top_band=top_band) for c in clips]
+    num_frames = max(panel.num_frames for panel in panels)
+    with contextlib.ExitStack() as stack:
+        side_writer = stack.enter_context(VideoWriter(path, fps=fps, fmt=fmt))
+        own_writers = {i: stack.enter_context(VideoWriter(p, fps=fps, fmt=fmt))
+                       for i, p in enumerate(panel_paths) if p is not None}
+        for k in range(num_frames):
+            drawn = [panel.draw(k) for panel in panels]  # each scene drawn once per frame
+            canvas = Image.new("RGB", (width * len(panels), height), style.background)
+            for i, image in enumerate(drawn):
+                canvas.paste(image, (i * width, 0))
+            side_layout.draw_title(canvas)
+            for i, (panel, label) in enumerate(zip(panels, labels)):
+                side_layout.draw_label(canvas, label, i * width, width)
+                if show_frame_counter:
+                    side_layout.draw_counter(canvas, k, panel.num_frames, i * width, width)
+            side_writer.append(np.asarray(canvas))
+            for i, writer in own_writers.items():
+                own = drawn[i]  # not reused after this: text goes straight onto it
+                own_layouts[i].draw_title(own)
+                own_layouts[i].draw_label(own, labels[i], 0, width)
+                if show_frame_counter:
+                    own_layouts[i].draw_counter(own, k, panels[i].num_frames, 0, width)
+                writer.append(np.asarray(own))
+        return side_writer.frames_written
 
 
 def render_keyframe_strip(joints, path_png: str | os.PathLike, n: int = 8, *, panel_size: tuple[int, int] = (200, 280),

@@ -153,6 +153,28 @@ def test_side_by_side_labels_width_and_padding(tmp_path, walk):
     assert held < 1.0 < moving, f"the short clip holds its last frame (diff {held:.2f}) while the long one moves ({moving:.2f})"
 
 
+def test_side_by_side_panel_videos_show_the_same_scenes(tmp_path, walk):
+    size = (240, 180)
+    clips, labels = [walk[:30], walk[10:28]], ["AdaCLIP", "vanilla"]
+    panel_paths = [tmp_path / "a.mp4", tmp_path / "b.mp4"]
+    side = skeleton.render_side_by_side(clips, labels, tmp_path / "ab.mp4", size=size, title="a person walks",
+                                        panel_paths=panel_paths)
+    both = video.read_video_frames(side)
+    assert both.shape == (30, size[1], 2 * size[0], 3)
+    for i, path in enumerate(panel_paths):
+        own = video.read_video_frames(path)
+        assert own.shape == (30, size[1], size[0], 3)  # padded like the side-by-side
+        scene = (slice(60, None), slice(None))  # below the text band: the very same drawing
+        crop = both[:, :, i * size[0]:(i + 1) * size[0]]
+        assert np.abs(own[:, scene[0]].astype(int) - crop[:, scene[0]].astype(int)).mean() < 3.0
+        centre = size[0] // 2
+        assert own[0][4:50, centre - 50:centre + 50].min() < 100, "each panel video carries the title and its label"
+    assert np.abs(video.read_video_frames(panel_paths[0])[5].astype(int)
+                  - video.read_video_frames(panel_paths[1])[5].astype(int)).mean() > 0.5  # two different clips
+    with pytest.raises(ValueError, match="panel paths"):
+        skeleton.render_side_by_side(clips, labels, tmp_path / "x.mp4", panel_paths=[tmp_path / "only.mp4"])
+
+
 @pytest.mark.parametrize("suffix, codec", [(".gif", "gif"), (".webm", "vp9")])
 def test_gif_and_webm_outputs_decode(tmp_path, walk, suffix, codec):
     path = skeleton.render_video(walk[:12], tmp_path / f"walk{suffix}", size=(160, 120))
