@@ -59,7 +59,7 @@ def test_evaluate_command_writes_report_table_and_plots(tiny_checkpoint, tiny_co
     out = tmp_path / "eval"
     code = cli_main(["evaluate", f"AdaQF={tiny_checkpoint / 'adaqf'}", f"baseline={tiny_checkpoint / 'baseline'}:vanilla",
                      "--data", str(tiny_corpus), "--evaluator", str(tiny_checkpoint / "extractors"), "--out", str(out),
-                     "--quick", "--repeats", "2", "--num-pairs", "32", "--steps", "2"])
+                     "--quick", "--repeats", "2", "--num-pairs", "32", "--steps", "2", "--mm-captions", "3"])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     text = json.dumps(report)
@@ -68,7 +68,7 @@ def test_evaluate_command_writes_report_table_and_plots(tiny_checkpoint, tiny_co
     assert "±" in table and "FID" in table and "AdaQF" in table
     assert (out / "metrics.png").stat().st_size > 5_000
     saved = json.loads((out / "eval_config.json").read_text())
-    assert saved["repeats"] == 2 and saved["steps"] == 2 and saved["num_pairs"] == 32
+    assert saved["repeats"] == 2 and saved["steps"] == 2 and saved["num_pairs"] == 32 and saved["mm_captions"] == 3
     printed = capsys.readouterr().out
     assert "| Method |" in printed and "report.md" in printed  # the table, then the file paths
 

@@ -14,6 +14,8 @@ def register(sub) -> None:
     ev.add_argument("--repeats", type=int, default=None, help="default 20 (3 with --quick)")
     ev.add_argument("--num-pairs", type=int, default=None, help="captions generated per repeat")
     ev.add_argument("--steps", type=int, default=None, help="sampling steps (default 50)")
+    ev.add_argument("--mm-captions", type=int, default=None, help="captions used for MultiModality (default 32)")
+    ev.add_argument("--mm-samples", type=int, default=None, help="generations per MultiModality caption (default 10)")
     ev.add_argument("--quick", action="store_true", help="small subset: a smoke run in a minute")
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--title", default="Text-to-motion evaluation")
@@ -27,7 +29,8 @@ def _evaluate(args) -> int:
 
     config = EvalConfig.quick() if args.quick else EvalConfig()
     overrides = {"split": args.split}
-    for field, value in (("repeats", args.repeats), ("num_pairs", args.num_pairs), ("steps", args.steps)):
+    for field, value in (("repeats", args.repeats), ("num_pairs", args.num_pairs), ("steps", args.steps),
+                         ("mm_captions", args.mm_captions), ("mm_samples", args.mm_samples)):
         if value is not None:
             overrides[field] = value
     config = replace(config, **overrides)

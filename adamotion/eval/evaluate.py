@@ -97,13 +97,20 @@ def load_eval_pairs(data_root: str | Path, split: str) -> list[dict]:
 
 
 def _generate(target: EvalTarget, captions: list[str], lengths: list[int], seed: int, config: EvalConfig) -> tuple[list, list]:
-    features, joints = [], []
-    for start in range(0, len(captions), config.batch_size):
-        output = target.pipeline(captions[start:start + config.batch_size], lengths=lengths[start:start + config.batch_size],
+    """Generate every caption at its length; returns (features, joints) in the order of ``captions``.
+
+    Batches are formed from length-sorted captions: a batch is padded to its longest motion, so mixing a
+    40-frame and a 196-frame caption would pay for 196 frames twice.
+    """
+    order = sorted(range(len(captions)), key=lambda i: lengths[i])
+    features, joints = [None] * len(captions), [None] * len(captions)
+    for start in range(0, len(order), config.batch_size):
+        chunk = order[start:start + config.batch_size]
+        output = target.pipeline([captions[i] for i in chunk], lengths=[lengths[i] for i in chunk],
                                  seed=seed + start, guidance_scale=config.guidance_scale, steps=config.steps,
                                  encoder=target.encoder)
-        features += list(output.features)
-        joints += list(output.joints)
+        for i, feats, joint in zip(chunk, output.features, output.joints):
+            features[i], joints[i] = feats, joint
     return features, joints
 
 
