@@ -105,7 +105,8 @@ def _run(args) -> int:
         report = section.run(section_args)
         print(report.format())
         print()
-        results[section.name] = {"title": report.title, "notes": report.notes, **report.data}
+        results[section.name] = {"title": report.title, "rows": [list(row) for row in report.rows],
+                                 "notes": report.notes, **report.data}
     if out_path:
         from adamotion.utils.serialization import atomic_write_json
 

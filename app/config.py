@@ -25,11 +25,23 @@ class AppConfig:
     study: Path | None = None  # a study folder made by `adamotion study build`; enables the Study tab
     admin_token: str | None = None  # unlocks study results; None = results tab hidden
     workdir: Path | None = None  # per-request output folders live here (default: a private temp folder)
+    index_cache: Path | None = None  # retrieval embedding indexes, kept across restarts (None: $ADAMOTION_CACHE/indexes)
+    video_size: tuple[int, int] = (480, 360)  # each panel's width x height; 640x480 costs ~1.7x the render time
     concurrency: int = 2  # generate requests processed at once (2 CPU cores)
     max_queue: int = 32  # requests waiting beyond this are refused with a "busy" message
     cleanup_after_s: int = 3600  # request folders older than this are removed on a schedule
     share: bool = False
     extra: dict = field(default_factory=dict)
+
+
+def _video_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"video size must look like 480x360, got {text!r}") from None
+    if not (64 <= width <= 3840 and 64 <= height <= 2160):
+        raise argparse.ArgumentTypeError(f"video size {width}x{height} is outside 64x64..3840x2160")
+    return width, height
 
 
 def parse_args(argv: list[str] | None = None) -> AppConfig:
@@ -44,6 +56,10 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
     parser.add_argument("--study", default=_env("ADAMOTION_STUDY"))
     parser.add_argument("--admin-token", default=_env("ADAMOTION_ADMIN_TOKEN"))
     parser.add_argument("--workdir", default=_env("ADAMOTION_WORKDIR"))
+    parser.add_argument("--index-cache", default=_env("ADAMOTION_INDEX_CACHE"),
+                        help="folder of the retrieval embedding indexes (built once, ~20 s on CPU, then reused)")
+    parser.add_argument("--video-size", type=_video_size, default=_env("ADAMOTION_VIDEO_SIZE", "480x360"),
+                        help="each panel's size as WIDTHxHEIGHT (default 480x360)")
     parser.add_argument("--concurrency", type=int, default=str(_env("ADAMOTION_CONCURRENCY", 2)))
     parser.add_argument("--max-queue", type=int, default=str(_env("ADAMOTION_MAX_QUEUE", 32)))
     parser.add_argument("--share", action="store_true")
@@ -51,6 +67,8 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
     return AppConfig(
         checkpoint=Path(args.checkpoint), device=args.device, host=args.host, port=args.port,
         smpl_dir=args.smpl_dir, study=Path(args.study) if args.study else None, admin_token=args.admin_token,
-        workdir=Path(args.workdir) if args.workdir else None, concurrency=args.concurrency,
+        workdir=Path(args.workdir) if args.workdir else None,
+        index_cache=Path(args.index_cache) if args.index_cache else None, video_size=args.video_size,
+        concurrency=args.concurrency,
         max_queue=args.max_queue, share=args.share,
     )

@@ -77,6 +77,20 @@ def retrieval_verdict(retrieval: dict) -> list[str]:
     return lines
 
 
+def speed_targets(bench: dict) -> list[str]:
+    """The CPU targets of the speed issue against the measured values."""
+    checks = []
+    gen, app = bench.get("generate", {}), bench.get("app", {})
+    if "latency_batched_s" in gen:
+        checks.append(("generation, batch 1, 196 frames, 50 steps, guidance", gen["latency_batched_s"], 1.5, "s/sample"))
+    if "click_to_video_s" in app:
+        checks.append(("click to playable videos, both encoders, 196 frames", app["click_to_video_s"], 3.0, "s"))
+    if "model_load_s" in app:
+        checks.append(("model load (pipelines, evaluator, gallery)", app["model_load_s"], 5.0, "s"))
+    return [f"- {what}: {value:.2f} {unit} (target ≤ {target:g} {unit}: {'met' if value <= target else 'NOT met'})"
+            for what, value, target, unit in checks]
+
+
 def build_card(checkpoint: Path, data: Path | None) -> str:
     summary = _load(checkpoint / "training_summary.json") or {}
     config = summary.get("config", {})
@@ -156,8 +170,38 @@ def build_card(checkpoint: Path, data: Path | None) -> str:
     else:
         out.append("Not measured yet: run `adamotion retrieval-bench`.")
 
+    investigation = _load(checkpoint / "investigation" / "report.json")
+    if investigation:
+        shipped = {"AdaQF (adapted)", "baseline (vanilla)", investigation.get("reference")}
+        variants = [m for m in investigation["results"] if m not in shipped]
+        out += ["", "## Investigation: λ values and the LoRA-only ablation", "",
+                "Generators trained afterwards with the same data, steps and seed as the shipped ones (not shipped, "
+                "to stay under the size budget; `investigation/commands.txt` has the commands), evaluated "
+                "separately with the same protocol and merged with `adamotion evaluate-merge` (valid because every "
+                "row of a repeat scores the same caption–motion pairs, pools and seeds):", "",
+                (checkpoint / "investigation" / "report.md").read_text(encoding="utf-8").split("\n", 1)[1].strip()]
+        for variant in variants:
+            for other in ("baseline (vanilla)", "AdaQF (adapted)"):
+                if other in investigation["results"]:
+                    out += ["", f"{variant} vs {other}:", ""]
+                    out += [line.replace("adapted is", f"{variant.split(' (')[0]} is")
+                            for line in generation_verdict(investigation, variant, other)]
+        notes = checkpoint / "investigation" / "notes.md"
+        if notes.is_file():
+            out += ["", notes.read_text(encoding="utf-8").strip()]
+
     if bench:
-        out += ["", "## Speed (this machine)", "", "```", json.dumps(bench, indent=1)[:4000], "```"]
+        env = bench.get("environment", {})
+        out += ["", "## Speed (this machine)", "",
+                f"`adamotion bench` on a {env.get('machine', '?')} CPU with {env.get('threads', '?')} torch threads "
+                f"(torch {env.get('torch', '?')}, Python {env.get('python', '?')}); no GPU was used."]
+        out += [""] + speed_targets(bench)
+        for name, section in bench.items():
+            if name == "environment" or not isinstance(section, dict) or not section.get("rows"):
+                continue
+            out += ["", f"**{section.get('title', name)}**", "", "| measured | value |", "|---|---|"]
+            out += [f"| {label} | {value.strip()} |" for label, value in section["rows"]]
+            out += [f"\n_{note}_" for note in section.get("notes", [])]
 
     out += ["", "## Limitations", "",
             "- Trained on synthetic, procedurally generated motions and template captions: the models know ~27 "

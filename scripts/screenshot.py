@@ -120,7 +120,7 @@ def page_errors(driver) -> list[str]:
         ".map(e => e.innerText.trim()).filter(t => t);")
 
 
-def generate_in_browser(driver, url: str, *, prompt: str = DEFAULT_PROMPT, steps: int | None = 10,
+def generate_in_browser(driver, url: str, *, prompt: str = DEFAULT_PROMPT, steps: int | None = None,
                         length: str | None = None, timeout_s: float = 240.0) -> dict:
     """Open the app, type ``prompt``, click Generate, wait until both videos can play.
 
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default=None, help="screenshot an app that is already running instead")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"PNG to write (default {DEFAULT_OUT})")
     parser.add_argument("--prompt", default=DEFAULT_PROMPT)
-    parser.add_argument("--steps", type=int, default=10, help="sampling steps typed into the page")
+    parser.add_argument("--steps", type=int, default=None, help="sampling steps typed into the page (default: the app's)")
     parser.add_argument("--width", type=int, default=1280, help="browser window width in pixels")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the videos")
     args = parser.parse_args(argv)

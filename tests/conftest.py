@@ -6,6 +6,15 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Point $ADAMOTION_CACHE (corpora, retrieval indexes) at a session folder: tests never touch ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        folder = tmp_path_factory.mktemp("adamotion_cache")
+        patch.setenv("ADAMOTION_CACHE", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
     """The tiny procedural corpus (60 motions + mirrors, seed 0, HumanML3D layout), built once per session.

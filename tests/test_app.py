@@ -143,6 +143,7 @@ def test_generate_gives_playable_videos_scores_and_downloads(client):
     van_info = assert_playable(video_path(vanilla), frames)
     side_info = assert_playable(video_path(side), frames)
     assert side_info.width == ada_info.width + van_info.width and side_info.height == ada_info.height
+    assert (ada_info.width, ada_info.height) == AppConfig().video_size  # the app's panel size reaches the renderer
     assert "AdaQF" in ada_md and "vanilla" in van_md
     for md in (ada_md, van_md):
         (row,) = table_rows(md)
@@ -162,6 +163,31 @@ def test_generate_gives_playable_videos_scores_and_downloads(client):
         assert ("AdaQF" in bundle["encoder"]) == (tag == "adapted")
         np.testing.assert_allclose(bundle["joints"].reshape(-1, frames, 22, 3)[0], joints, atol=1e-5)
     assert "side_by_side.mp4" in downloads
+
+
+def test_concurrent_encoders_match_the_pipelines_and_a_restart_reuses_the_indexes(server, tiny_checkpoint,
+                                                                                   tmp_path, caplog):
+    import logging
+
+    from app.service import Studio
+    from adamotion.utils.paths import index_cache_dir
+
+    studio = server.studio
+    prompt, frames = "a person jumps forward", SECONDS * FPS
+    result = studio.generate(prompt, seconds=SECONDS, seed=5, steps=STEPS)  # both samplers run in parallel threads
+    ada = studio.adapted([prompt], lengths=frames, seed=5, steps=STEPS, encoder="ada")
+    van = studio.vanilla([prompt], lengths=frames, seed=5, steps=STEPS, encoder="vanilla")
+    np.testing.assert_array_equal(result.adapted.features[0], ada.features[0])
+    np.testing.assert_array_equal(result.vanilla.features[0], van.features[0])
+    assert not np.allclose(ada.features[0], van.features[0])
+
+    assert any(index_cache_dir(tiny_checkpoint).glob("index-*"))  # persistent, under $ADAMOTION_CACHE
+    with caplog.at_level(logging.INFO, logger="adamotion.retrieval.index"):
+        again = Studio(AppConfig(checkpoint=tiny_checkpoint, workdir=tmp_path / "requests"))
+    again.workspaces.close()
+    messages = [r.getMessage() for r in caplog.records if r.name == "adamotion.retrieval.index"]
+    assert sum("loaded embedding index" in m for m in messages) == 2, messages
+    assert not any("built" in m for m in messages), messages
 
 
 def test_same_seed_same_motion_and_another_seed_another(client):
@@ -447,11 +473,13 @@ def test_parse_args_reads_environment_and_flags_win(monkeypatch, tmp_path, capsy
     assert config.checkpoint == DEFAULT_CHECKPOINT and config.port == 7860 and config.host == "127.0.0.1"
     assert config.study is None and config.admin_token is None and config.workdir is None and not config.share
     assert (config.device, config.concurrency, config.max_queue) == ("cpu", 2, 32)
+    assert config.video_size == (480, 360) and config.index_cache is None
 
     env = {"ADAMOTION_CHECKPOINT": str(tmp_path / "ckpt"), "ADAMOTION_PORT": "9001", "GRADIO_SERVER_NAME": "0.0.0.0",
            "ADAMOTION_STUDY": str(tmp_path / "study"), "ADAMOTION_ADMIN_TOKEN": "tok", "ADAMOTION_CONCURRENCY": "3",
            "ADAMOTION_WORKDIR": str(tmp_path / "work"), "ADAMOTION_MAX_QUEUE": "5", "ADAMOTION_DEVICE": "cuda",
-           "ADAMOTION_SMPL_DIR": str(tmp_path / "smpl")}
+           "ADAMOTION_SMPL_DIR": str(tmp_path / "smpl"), "ADAMOTION_VIDEO_SIZE": "640x480",
+           "ADAMOTION_INDEX_CACHE": str(tmp_path / "indexes")}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     config = parse_args([])
@@ -459,6 +487,7 @@ def test_parse_args_reads_environment_and_flags_win(monkeypatch, tmp_path, capsy
     assert config.study == tmp_path / "study" and config.admin_token == "tok" and config.workdir == tmp_path / "work"
     assert (config.concurrency, config.max_queue, config.device) == (3, 5, "cuda")
     assert config.smpl_dir == str(tmp_path / "smpl")
+    assert config.video_size == (640, 480) and config.index_cache == tmp_path / "indexes"
 
     config = parse_args(["--checkpoint", "other", "--port", "9100", "--host", "127.0.0.1", "--admin-token", "flag",
                          "--concurrency", "1", "--share"])
@@ -478,3 +507,26 @@ def test_parse_args_reads_environment_and_flags_win(monkeypatch, tmp_path, capsy
     with pytest.raises(SystemExit):
         parse_args([])
     assert "invalid int value: 'eighty'" in capsys.readouterr().err
+    monkeypatch.delenv("ADAMOTION_PORT")
+    for bad in ("640", "big", "10x10"):
+        with pytest.raises(SystemExit):
+            parse_args(["--video-size", bad])
+        assert "video size" in capsys.readouterr().err
+
+
+def test_bench_app_times_fresh_starts_and_clicks(tiny_checkpoint, tmp_path, capsys):
+    from adamotion.cli import main
+
+    out = tmp_path / "bench.json"
+    code = main(["bench", "app", "--checkpoint", str(tiny_checkpoint), "--seconds", "2", "--repeats", "1",
+                 "--no-reference", "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "app start, first time" in printed and "click to playable videos (2 s motion, 50 steps" in printed
+    app = json.loads(out.read_text())["app"]
+    assert 0 < app["model_load_s"] < app["load_s"] and app["cold_load_s"] > app["model_load_s"]
+    assert [(c["seconds"], c["steps"]) for c in app["click_to_video_by_case"]] == [(2, 50), (2, 25)]
+    assert app["click_to_video_s"] == app["click_to_video_by_case"][0]["median_s"] > 0
+    assert [row[0] for row in app["rows"]][:2] == ["app start, first time (imports + models + builds the retrieval "
+                                                    "indexes)", "app start (imports + 2 pipelines, evaluator, cached "
+                                                    "gallery index)"]

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -71,6 +72,36 @@ def test_evaluate_command_writes_report_table_and_plots(tiny_checkpoint, tiny_co
     assert saved["repeats"] == 2 and saved["steps"] == 2 and saved["num_pairs"] == 32 and saved["mm_captions"] == 3
     printed = capsys.readouterr().out
     assert "| Method |" in printed and "report.md" in printed  # the table, then the file paths
+
+
+def test_separate_evaluations_merge_into_the_joint_table(tiny_checkpoint, tiny_corpus, tmp_path, capsys):
+    """Evaluating a model later and merging gives the numbers a joint run gives (same pairs, same seeds)."""
+    common = ["--data", str(tiny_corpus), "--evaluator", str(tiny_checkpoint / "extractors"), "--quick",
+              "--repeats", "2", "--num-pairs", "32", "--steps", "2", "--mm-captions", "3", "--mm-samples", "2"]
+    ada, base = f"AdaQF={tiny_checkpoint / 'adaqf'}", f"baseline={tiny_checkpoint / 'baseline'}:vanilla"
+    assert cli_main(["evaluate", ada, base, "--out", str(tmp_path / "joint"), *common]) == 0
+    assert cli_main(["evaluate", ada, "--out", str(tmp_path / "a"), *common]) == 0
+    assert cli_main(["evaluate", base, "--out", str(tmp_path / "b"), *common]) == 0
+    assert cli_main(["evaluate-merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "merged"),
+                     "--title", "merged"]) == 0
+    assert "| Method |" in capsys.readouterr().out
+    joint = json.loads((tmp_path / "joint" / "report.json").read_text())
+    merged = json.loads((tmp_path / "merged" / "report.json").read_text())
+    assert merged["methods"] == ["AdaQF", "baseline", "ground truth"]
+    for method in joint["methods"]:
+        for key, stat in joint["results"][method].items():
+            np.testing.assert_allclose(merged["results"][method][key]["values"], stat["values"], rtol=1e-6)
+    assert (tmp_path / "merged" / "metrics.png").is_file() and "merged" in (tmp_path / "merged" / "report.md").read_text()
+
+    other = common.copy()
+    other[other.index("--repeats") + 1] = "3"  # other caption-motion pairs: the reference rows differ
+    assert cli_main(["evaluate", ada, "--out", str(tmp_path / "c"), *other]) == 0
+    capsys.readouterr()
+    for reports, message in ((["b", "c"], "different caption-motion pairs"), (["a", "joint"], "already in another report"),
+                             (["a", "nothing"], "no report here")):
+        assert cli_main(["evaluate-merge", *(str(tmp_path / r) for r in reports), "--out", str(tmp_path / "bad")]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
 
 def test_evaluate_errors_name_the_problem(tiny_checkpoint, tiny_corpus, tmp_path, capsys):

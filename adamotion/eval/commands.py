@@ -21,6 +21,13 @@ def register(sub) -> None:
     ev.add_argument("--title", default="Text-to-motion evaluation")
     ev.set_defaults(func=_evaluate)
 
+    merge = sub.add_parser("evaluate-merge", help="one table from several `adamotion evaluate` reports of the same "
+                                                  "protocol (e.g. an ablation evaluated later)")
+    merge.add_argument("reports", nargs="+", help="report folders (each with report.json)")
+    merge.add_argument("--out", required=True, help="folder for the merged report.json, report.md, metrics.png")
+    merge.add_argument("--title", default="Text-to-motion evaluation")
+    merge.set_defaults(func=_merge)
+
 
 def _evaluate(args) -> int:
     from dataclasses import replace
@@ -36,6 +43,16 @@ def _evaluate(args) -> int:
     config = replace(config, **overrides)
     paths = run_evaluation(args.checkpoints, args.data, args.out, evaluator_dir=args.evaluator,
                            t2m_dir=args.t2m_evaluator, config=config, device=args.device, title=args.title)
+    print(paths["md"].read_text())
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def _merge(args) -> int:
+    from adamotion.eval.report import merge_reports
+
+    paths = merge_reports(args.reports, args.out, title=args.title)
     print(paths["md"].read_text())
     for kind, path in paths.items():
         print(f"{kind}: {path}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 import tempfile
@@ -27,7 +28,8 @@ from adamotion.eval.metrics import mean_ci95, to_numpy
 from adamotion.retrieval.metrics import retrieval_metric_names
 from adamotion.utils.serialization import atomic_write_json, atomic_write_text
 
-__all__ = ["MetricSpec", "GENERATION_METRICS", "write_report", "plot_training_curves", "format_retrieval_table"]
+__all__ = ["MetricSpec", "GENERATION_METRICS", "write_report", "merge_reports", "plot_training_curves",
+           "format_retrieval_table"]
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -191,6 +193,47 @@ def write_report(
     atomic_write_text(paths["md"], _report_markdown(statistics, columns, title, reference))
     _save_figure_png(_report_figure(statistics, columns, title, reference), paths["png"])
     return paths
+
+
+def merge_reports(report_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, title: str) -> dict[str, Path]:
+    """One table from several ``adamotion evaluate`` reports of the same protocol (e.g. an ablation trained later).
+
+    Valid only when every report scored the same caption–motion pairs: their reference rows (real motions) must
+    agree value for value, which holds for the same data, split, repeats, pairs and seed. Methods keep their
+    per-repeat values, so the merged intervals are the ones each run measured.
+    """
+    if len(report_dirs) < 2:
+        raise ValueError("give at least two report folders to merge")
+    reports = []
+    for folder in report_dirs:
+        path = Path(folder) / REPORT_JSON
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no report here; run `adamotion evaluate ... --out {folder}` first")
+        reports.append((path, json.loads(path.read_text(encoding="utf-8"))))
+    first_path, first = reports[0]
+    reference = first.get("reference")
+    results: dict[str, dict[str, list]] = {}
+    for path, report in reports:
+        if report.get("reference") != reference:
+            raise ValueError(f"{path}: reference row {report.get('reference')!r} differs from {first_path}'s "
+                             f"{reference!r}; merge reports of the same evaluation protocol only")
+        if reference is not None:
+            mine, theirs = report["results"][reference], first["results"][reference]
+            for key in set(mine) | set(theirs):
+                a, b = (np.asarray(r[key]["values"], float) if key in r else None for r in (mine, theirs))
+                if a is None or b is None or a.shape != b.shape or not np.allclose(a, b):
+                    raise ValueError(f"{path}: its {reference!r} row differs from {first_path}'s in {key!r}, so the "
+                                     "runs scored different caption-motion pairs; evaluate with the same --data, "
+                                     "--split, --repeats and --num-pairs to compare them")
+        for method, stats in report["results"].items():
+            if method == reference:
+                continue
+            if method in results:
+                raise ValueError(f"{path}: method {method!r} is already in another report; rename one of them")
+            results[method] = {key: stat["values"] for key, stat in stats.items()}
+    if reference is not None:
+        results[reference] = {key: stat["values"] for key, stat in first["results"][reference].items()}
+    return write_report(results, out_dir, title, reference=reference)
 
 
 def _report_markdown(statistics: dict, columns: list[MetricSpec], title: str, reference: str | None) -> str:

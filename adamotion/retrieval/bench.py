@@ -10,6 +10,7 @@ import torch
 from adamotion.retrieval.gallery import ENCODER_KEYS, GalleryData, RetrievalGallery, write_gallery
 from adamotion.eval.metrics import mean_ci95
 from adamotion.retrieval.metrics import retrieval_metrics
+from adamotion.utils.paths import index_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def open_gallery(checkpoint: str | Path, data: str | Path | None, cache_dir: str
     from adamotion.text.encoder import TextEncoder
 
     checkpoint = Path(checkpoint)
-    cache_dir = Path(cache_dir) if cache_dir else checkpoint.parent / ".cache" / checkpoint.name
+    cache_dir = Path(cache_dir) if cache_dir else index_cache_dir(checkpoint)
     text_encoder = TextEncoder.from_pretrained(checkpoint / "adaqf" / "text_encoder").to(device).eval()
     if data is not None:
         gallery_dir = cache_dir / f"gallery-{Path(data).resolve().name}"

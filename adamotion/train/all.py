@@ -30,6 +30,7 @@ from adamotion.train.loop import (
 )
 from adamotion.train.retrieval import TEXT_ENCODER_CHOICES, RetrievalTrainConfig, train_retrieval
 from adamotion.utils.serialization import atomic_write_json
+from adamotion.utils.paths import cache_root
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class GalleryConfig:
 
     enabled: bool = True  # write it (needs adamotion.retrieval.gallery)
     splits: list[str] = field(default_factory=lambda: ["train", "test"])  # dataset splits it holds
-    max_per_split: int | None = 250  # most motions per split (None = all); ~50 kB each
+    max_per_split: int | None = 160  # most motions per split (None = all); ~55 kB each (fp16), keeps the default under 40 MB
 
 
 @dataclass
@@ -105,7 +106,7 @@ class TrainAllConfig:
 def corpus_dir(config: CorpusConfig) -> Path:
     if config.cache_dir:
         return Path(config.cache_dir).expanduser()
-    base = Path(os.environ.get("ADAMOTION_CACHE", Path.home() / ".cache" / "adamotion")).expanduser()
+    base = cache_root()
     suffix = f"-n{config.num_motions}" if config.num_motions else ""
     return base / f"corpus-{config.size}{suffix}-seed{config.seed}"
 
