@@ -160,10 +160,7 @@ class MotionPipeline:
     def display_name(self, encoder: str = "ada") -> str:
         """UI name of the text encoder in a mode, e.g. "MiniLM-L6 + LoRA (AdaQF)" / "MiniLM-L6 (vanilla)"."""
         self._check_encoder_mode(encoder)
-        if encoder == "vanilla":
-            with self.text_encoder.vanilla():
-                return self.text_encoder.display_name
-        return self.text_encoder.display_name
+        return self.text_encoder.label(adapters=encoder != "vanilla")
 
     # ------------------------------------------------------------------ persistence
     @classmethod
@@ -295,10 +292,9 @@ class MotionPipeline:
         if mode == "vanilla":
             with self.text_encoder.vanilla():
                 encoding = self.text_encoder.encode_cached(unique, adapters=False)
-                label = self.text_encoder.display_name
         else:
             encoding = self.text_encoder.encode_cached(unique, adapters=True)
-            label = self.text_encoder.display_name
+        label = self.display_name(mode)  # from the mode: another thread may be inside a vanilla() block now
         rows = torch.tensor([unique.index(p) for p in prompts])
         return encoding, rows, label
 

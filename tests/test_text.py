@@ -198,6 +198,9 @@ def test_zero_initialised_adapters_change_nothing(minilm_reference):
         adapted = encoder(CAPTIONS)
         with encoder.vanilla():
             assert encoder.display_name == "MiniLM-L6 (vanilla)"
+            # What a concurrent adapted request names its output while this block runs (app threads).
+            assert encoder.label(adapters=True) == "MiniLM-L6 + LoRA (AdaQF)"
+            assert encoder.label(adapters=False) == "MiniLM-L6 (vanilla)"
             plain = encoder(CAPTIONS)
     assert_same_encoding(adapted, minilm_reference)
     assert_same_encoding(plain, minilm_reference)

@@ -220,6 +220,7 @@ class RetrievalGallery:
         return [pool[j] for j in rng.choice(len(pool), size=min(n, len(pool)), replace=False)]
 
     def label(self, key: str) -> str:
-        name = self.text_encoder.display_name
-        base = name.split(" + ")[0].split(" (")[0]
+        if key == "ada" and self.text_encoder.has_adapters:
+            return self.text_encoder.label(adapters=True)
+        base = self.text_encoder.label(adapters=False).split(" (")[0]
         return f"{base} + LoRA (AdaQF)" if key == "ada" else f"{base} (vanilla)"

@@ -333,11 +333,15 @@ class TextEncoder(nn.Module):
 
     @property
     def display_name(self) -> str:
-        """UI name: "MiniLM-L6 + LoRA (AdaQF)" with adapters on, "MiniLM-L6 (vanilla)" for the plain encoder."""
+        """UI name in the current state: "MiniLM-L6 + LoRA (AdaQF)" with adapters on, else "MiniLM-L6 (vanilla)"."""
+        return self.label(adapters=self.adapters_active)
+
+    def label(self, adapters: bool = True) -> str:
+        """UI name with the adapters on or off, independent of the live state (which another thread may toggle)."""
         name = self.backbone_name
         if self.backbone_finetuned:
             name += " (full fine-tune)"
-        if self.adapters_active:
+        if adapters and self.has_adapters:
             return f"{name} + LoRA (AdaQF)"
         return name if self.backbone_finetuned else f"{name} (vanilla)"
 
