@@ -96,10 +96,24 @@ def test_separate_evaluations_merge_into_the_joint_table(tiny_checkpoint, tiny_c
     other = common.copy()
     other[other.index("--repeats") + 1] = "3"  # other caption-motion pairs: the reference rows differ
     assert cli_main(["evaluate", ada, "--out", str(tmp_path / "c"), *other]) == 0
+    assert cli_main(["evaluate-merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "re"),
+                     "--rename", "baseline=vanilla generator"]) == 0
+    renamed = json.loads((tmp_path / "re" / "report.json").read_text())
+    assert renamed["methods"] == ["AdaQF", "vanilla generator", "ground truth"]
+    assert cli_main(["evaluate-merge", str(tmp_path / "joint"), str(tmp_path / "b"), "--out", str(tmp_path / "dr"),
+                     "--drop", "baseline"]) == 0
+    assert json.loads((tmp_path / "dr" / "report.json").read_text())["methods"] == ["AdaQF", "ground truth"]
+    np.testing.assert_allclose(renamed["results"]["vanilla generator"]["fid"]["values"],
+                               joint["results"]["baseline"]["fid"]["values"])
+    assert json.loads((tmp_path / "re" / "merge.json").read_text())["renamed"] == {"baseline": "vanilla generator"}
     capsys.readouterr()
-    for reports, message in ((["b", "c"], "different caption-motion pairs"), (["a", "joint"], "already in another report"),
-                             (["a", "nothing"], "no report here")):
-        assert cli_main(["evaluate-merge", *(str(tmp_path / r) for r in reports), "--out", str(tmp_path / "bad")]) == 2
+    for reports, options, message in ((["b", "c"], [], "different caption-motion pairs"),
+                                      (["a", "joint"], [], "already in another report"),
+                                      (["a", "nothing"], [], "no report here"),
+                                      (["a", "b"], ["--drop", "nobody"], "no report has"),
+                                      (["a", "b"], ["--rename", "AdaQF"], "OLD=NEW")):
+        assert cli_main(["evaluate-merge", *(str(tmp_path / r) for r in reports), *options,
+                         "--out", str(tmp_path / "bad")]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
 

@@ -26,6 +26,9 @@ def register(sub) -> None:
     merge.add_argument("reports", nargs="+", help="report folders (each with report.json)")
     merge.add_argument("--out", required=True, help="folder for the merged report.json, report.md, metrics.png")
     merge.add_argument("--title", default="Text-to-motion evaluation")
+    merge.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
+                       help="relabel a method row (OLD=>NEW when the names contain '=')")
+    merge.add_argument("--drop", action="append", default=[], metavar="NAME", help="leave a method out")
     merge.set_defaults(func=_merge)
 
 
@@ -52,7 +55,11 @@ def _evaluate(args) -> int:
 def _merge(args) -> int:
     from adamotion.eval.report import merge_reports
 
-    paths = merge_reports(args.reports, args.out, title=args.title)
+    bad = [r for r in args.rename if "=" not in r]
+    if bad:
+        raise ValueError(f"--rename takes OLD=NEW, got {bad}")
+    rename = dict(r.split("=>", 1) if "=>" in r else r.split("=", 1) for r in args.rename)
+    paths = merge_reports(args.reports, args.out, title=args.title, rename=rename, drop=args.drop)
     print(paths["md"].read_text())
     for kind, path in paths.items():
         print(f"{kind}: {path}")

@@ -195,13 +195,16 @@ def write_report(
     return paths
 
 
-def merge_reports(report_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, title: str) -> dict[str, Path]:
+def merge_reports(report_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, title: str,
+                  rename: Mapping[str, str] | None = None, drop: Sequence[str] = ()) -> dict[str, Path]:
     """One table from several ``adamotion evaluate`` reports of the same protocol (e.g. an ablation trained later).
 
     Valid only when every report scored the same caption–motion pairs: their reference rows (real motions) must
     agree value for value, which holds for the same data, split, repeats, pairs and seed. Methods keep their
-    per-repeat values, so the merged intervals are the ones each run measured.
+    per-repeat values, so the merged intervals are the ones each run measured. ``drop`` leaves methods out and
+    ``rename`` ({old: new}) relabels rows; ``merge.json`` beside the report records the sources and both.
     """
+    rename, drop = dict(rename or {}), set(drop)
     if len(report_dirs) < 2:
         raise ValueError("give at least two report folders to merge")
     reports = []
@@ -226,14 +229,23 @@ def merge_reports(report_dirs: Sequence[str | os.PathLike], out_dir: str | os.Pa
                                      "runs scored different caption-motion pairs; evaluate with the same --data, "
                                      "--split, --repeats and --num-pairs to compare them")
         for method, stats in report["results"].items():
-            if method == reference:
+            if method == reference or method in drop:
                 continue
+            method = rename.get(method, method)
             if method in results:
                 raise ValueError(f"{path}: method {method!r} is already in another report; rename one of them")
             results[method] = {key: stat["values"] for key, stat in stats.items()}
     if reference is not None:
         results[reference] = {key: stat["values"] for key, stat in first["results"][reference].items()}
-    return write_report(results, out_dir, title, reference=reference)
+    known = {m for _, report in reports for m in report["results"]}
+    unknown = sorted((set(rename) | drop) - known)
+    if unknown:
+        raise ValueError(f"--rename/--drop name methods that no report has: {unknown}; the reports have {sorted(known)}")
+    paths = write_report(results, out_dir, title, reference=reference)
+    paths["merge"] = Path(out_dir) / "merge.json"
+    atomic_write_json(paths["merge"], {"sources": [str(Path(d).resolve()) for d in report_dirs],
+                                       "renamed": rename, "dropped": sorted(drop)})
+    return paths
 
 
 def _report_markdown(statistics: dict, columns: list[MetricSpec], title: str, reference: str | None) -> str:
