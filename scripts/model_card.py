@@ -214,9 +214,12 @@ def build_card(checkpoint: Path, data: Path | None) -> str:
             "models; `configs/gpu.json` is the larger setting.",
             "- The evaluator is the project's own extractor pair trained on the same corpus, not the official T2M "
             "evaluator (use `--t2m-evaluator` with HumanML3D).",
-            "- Only ablations ① (baseline) and ④ (AdaQF) are shipped; ③ LoRA-only and AdaQF with the paper's λ "
-            "were trained and evaluated for the investigation; ② constraints and ⑤ full fine-tuning train with "
-            "`--method` but were not affordable on the CPU budget. LoRA rank and training length were not varied.",
+            "- Only ablations ① (baseline) and ④ (AdaQF) are shipped; "
+            + ("③ LoRA-only and AdaQF with the paper's λ were trained and evaluated for the investigation; ② "
+               "constraints and ⑤ full fine-tuning" if investigation else "② constraints, ③ LoRA-only and ⑤ full "
+               "fine-tuning")
+            + " train with `--method` but were not affordable on the CPU budget. LoRA rank and training length "
+            "were not varied.",
             "", "## Reproduce", "", "```bash",
             "make default-checkpoints   # corpus -> train all -> evaluate -> retrieval-bench -> this card", "```"]
     return "\n".join(out) + "\n"

@@ -141,13 +141,13 @@ def evaluate(targets: list[EvalTarget], data_root: str | Path, evaluator, config
 
             # Every row of a repeat draws the same R-precision pools and diversity pairs: a paired comparison,
             # and a model evaluated on its own gets the numbers a joint run gives (`adamotion evaluate-merge`).
-            def metric_rng(repeat=repeat):
-                return np.random.default_rng([config.seed, repeat, 1])
+            metric_seed = [config.seed, repeat, 1]
 
             if include_ground_truth:
                 gt_emb = real_emb[chosen]
                 gt_joints = [joints_from_features(pairs[i]["features"]) for i in chosen]
-                _record(results["ground truth"], real_emb, gt_emb, text_emb, gt_joints, None, metric_rng())
+                _record(results["ground truth"], real_emb, gt_emb, text_emb, gt_joints, None,
+                        np.random.default_rng(metric_seed))
             mm_chosen = chosen[: config.mm_captions]
             for target in targets:
                 seed = config.seed + 1000 * repeat
@@ -157,7 +157,8 @@ def evaluate(targets: list[EvalTarget], data_root: str | Path, evaluator, config
                 mm_lengths = [pairs[i]["length"] for i in mm_chosen for _ in range(config.mm_samples)]
                 mm_features, _ = _generate(target, mm_captions, mm_lengths, seed + 500, config)
                 mm_emb = _embed_motions(evaluator, mm_features).reshape(len(mm_chosen), config.mm_samples, -1)
-                _record(results[target.name], real_emb, gen_emb, text_emb, gen_joints, mm_emb, metric_rng())
+                _record(results[target.name], real_emb, gen_emb, text_emb, gen_joints, mm_emb,
+                        np.random.default_rng(metric_seed))
                 bar.update()
                 elapsed = time.time() - started
                 bar.set_postfix(eta=f"{elapsed / bar.n * (total - bar.n):.0f}s")

@@ -220,7 +220,5 @@ class RetrievalGallery:
         return [pool[j] for j in rng.choice(len(pool), size=min(n, len(pool)), replace=False)]
 
     def label(self, key: str) -> str:
-        if key == "ada" and self.text_encoder.has_adapters:
-            return self.text_encoder.label(adapters=True)
-        base = self.text_encoder.label(adapters=False).split(" (")[0]
+        base = self.text_encoder.backbone_name  # fixed per encoder: safe while another thread toggles adapters
         return f"{base} + LoRA (AdaQF)" if key == "ada" else f"{base} (vanilla)"

@@ -29,8 +29,8 @@ from adamotion.train.loop import (
     config_from_dict, config_to_dict, hardware_summary, read_json_config,
 )
 from adamotion.train.retrieval import TEXT_ENCODER_CHOICES, RetrievalTrainConfig, train_retrieval
-from adamotion.utils.serialization import atomic_write_json
 from adamotion.utils.paths import cache_root
+from adamotion.utils.serialization import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
