@@ -140,6 +140,8 @@ def _generate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pipeline folder; when missing, a randomly initialised default pipeline is timed")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: all training steps, 50)")
+    parser.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm",
+                        help="ddpm (ancestral, all training steps) or ddim (any --steps)")
     parser.add_argument("--batch", type=int, default=32, help="batch size of the throughput measurement")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per latency figure (median reported)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -166,6 +168,32 @@ def random_default_pipeline(device: str = "cpu"):
                        mean=np.zeros(F, np.float32), std=np.ones(F, np.float32))
     pipe = MotionPipeline(encoder, denoiser, DiffusionScheduler(), meta, name="random-init", method="untrained")
     return pipe.to(device)
+
+
+def generate_two_pass(pipe, prompt: str, frames: int, *, seed: int = 0, guidance_scale: float = 2.5,
+                      steps: int | None = None, sampler: str = "ddpm", encoder: str = "ada"):
+    """The naive guidance baseline, written on the pipeline's public steps: the conditional and the
+    unconditional branch as two separate denoiser passes that re-project the text at every step.
+
+    Returns (features, joints) of the one sample; equal (to float rounding) to ``pipe(prompt, ...)``.
+    """
+    import torch
+
+    denoiser = pipe.denoiser
+
+    def two_pass_x0(x, t_batch, frame_mask):
+        cond = denoiser(x, t_batch, denoiser.prepare_condition(hidden, text_mask), frame_mask)
+        null = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+        uncond = denoiser(x, t_batch, denoiser.prepare_condition(hidden, text_mask, null), frame_mask)
+        return uncond + guidance_scale * (cond - uncond)  # (1, T, F)
+
+    with torch.inference_mode():
+        scheduler = pipe.scheduler.copy()
+        scheduler.set_timesteps(steps, sampler=sampler)
+        hidden, text_mask = pipe.encode_prompt([prompt], encoder)  # (1, L, Dt), (1, L)
+        x = pipe.sample_loop(two_pass_x0, scheduler, [frames], [seed])
+        features, joints = pipe.decode(x, [frames])
+    return features[0], joints[0]
 
 
 @bench_section("generate", "text-to-motion latency (batched vs two-pass guidance) and throughput", _generate_arguments)
@@ -203,20 +231,23 @@ def bench_generate(args) -> BenchReport:
         encoder.encode_cached([prompt])
         cached_s = _median_seconds(lambda: encoder.encode_cached([prompt]), max(repeats, 5))
 
-    def one(impl: str):
-        return pipe(prompt, lengths=frames, seed=0, guidance_scale=2.5, steps=steps, guidance_impl=impl)
+    def batched():
+        return pipe(prompt, lengths=frames, seed=0, guidance_scale=2.5, steps=steps, sampler=args.sampler)
 
-    one("batched")  # warm-up (allocations, kernels, caches)
+    def two_pass():
+        return generate_two_pass(pipe, prompt, frames, seed=0, guidance_scale=2.5, steps=steps, sampler=args.sampler)
+
+    batched()  # warm-up (allocations, kernels, caches)
     batched_all, unbatched_all = [], []
     for _ in range(repeats):  # interleaved, so a load change on a shared machine hits both alike
-        batched_all.append(_seconds(lambda: one("batched")))
-        unbatched_all.append(_seconds(lambda: one("unbatched")))
+        batched_all.append(_seconds(batched))
+        unbatched_all.append(_seconds(two_pass))
     batched_s, unbatched_s = statistics.median(batched_all), statistics.median(unbatched_all)
 
     prompts = [BENCH_PROMPTS[i % len(BENCH_PROMPTS)] for i in range(args.batch)]
-    batch_s = _seconds(lambda: pipe(prompts, lengths=frames, seed=0, guidance_scale=2.5, steps=steps))
+    batch_s = _seconds(lambda: pipe(prompts, lengths=frames, seed=0, guidance_scale=2.5, steps=steps, sampler=args.sampler))
 
-    sampler = "ancestral DDPM" if steps == pipe.scheduler.num_train_timesteps else "DDIM"
+    sampler = {"ddpm": "ancestral DDPM", "ddim": "DDIM, eta 0"}[args.sampler]
     title = (f"bench generate: {source} on {args.device} ({torch.get_num_threads()} threads), denoiser "
              f"{params / 1e6:.1f}M params (width {cfg.width}, depth {cfg.depth}), {frames} frames, {steps} steps "
              f"({sampler}), guidance 2.5")

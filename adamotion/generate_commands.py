@@ -50,8 +50,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     length.add_argument("--length", type=int, metavar="FRAMES", help="motion length in frames (default: predicted from the text)")
     length.add_argument("--seconds", type=float, help="motion length in seconds (converted at the skeleton's fps)")
     gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm",
+                     help="ddpm: ancestral sampling over all training steps (default); ddim: any --steps")
     gen.add_argument("--steps", type=int, default=None,
-                     help="sampling steps (default: the scheduler's training steps, 50; fewer = deterministic DDIM)")
+                     help="sampling steps (default: the scheduler's training steps, 50; fewer need --sampler ddim)")
+    gen.add_argument("--eta", type=float, default=0.0, help="DDIM noise scale in [0, 1] (0 = deterministic)")
     gen.add_argument("--guidance", type=float, default=2.5, help="classifier-free guidance scale (1 = off)")
     gen.add_argument("--encoder", choices=["ada", "vanilla"], default="ada",
                      help="ada: the adapted text encoder; vanilla: the same encoder with its LoRA adapters disabled")
@@ -77,7 +80,7 @@ def _generate(args) -> int:
             bar.update(step - bar.n)
 
         output = pipe(args.prompt, lengths=frames, seed=args.seed, guidance_scale=args.guidance, steps=args.steps,
-                      encoder=args.encoder, num_samples=args.num_samples, progress=progress)
+                      sampler=args.sampler, eta=args.eta, encoder=args.encoder, num_samples=args.num_samples, progress=progress)
     joints = output.joints[0] if len(output) == 1 else np.stack(output.joints)
     save_npy_atomic(args.out, joints.astype(np.float32))
     print(f"{output.encoder}: {len(output)} sample(s) of {output.lengths[0]} frames "

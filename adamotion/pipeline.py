@@ -16,10 +16,13 @@ Usage::
     base = pipe("a person jumps forward", lengths=80, seed=0, encoder="vanilla")  # adapters off
     out.joints[0]  # (80, 22, 3) metres
 
-Every prompt x sample is sampled in ONE batch, with classifier-free guidance batched into the same forward
-pass and the text condition projected once per call. Randomness comes from one CPU ``torch.Generator``
-per sample, seeded with ``seed + sample_index``, drawing noise of that sample's own length: the same
-(prompt, length, seed) gives the same motion whether it is generated alone or together with others.
+Every prompt x sample is sampled in ONE batch. Classifier-free guidance lives here: the conditional rows and
+the same rows with the null text token go through the denoiser in one forward pass, and the text condition
+is projected once per call. The sampler is named explicitly (``sampler="ddpm"``, all training steps, or
+``sampler="ddim"`` with ``steps`` and ``eta``). Randomness comes from one CPU ``torch.Generator`` per sample,
+seeded with ``seed + sample_index``, drawing noise of that sample's own length (inside the scheduler's
+``step``): the same (prompt, length, seed) gives the same motion whether it is generated alone or together
+with others.
 """
 from __future__ import annotations
 
@@ -38,8 +41,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from adamotion.diffusion.scheduler import DiffusionScheduler
-from adamotion.models.denoiser import MotionDenoiser
+from adamotion.diffusion.scheduler import DiffusionScheduler, draw_noise
+from adamotion.models.denoiser import MotionDenoiser, PreparedCondition
 from adamotion.models.length import LengthEstimator, default_length
 from adamotion.motion.skeleton import HUMANML3D, Skeleton
 from adamotion.utils.serialization import CONFIG_NAME, FORMAT_VERSION, CheckpointError, replace_dir
@@ -51,7 +54,6 @@ PIPELINE_FILE = "pipeline.json"
 SUBFOLDERS = ("text_encoder", "denoiser", "scheduler", "meta")  # required; "length_estimator" is optional
 ENCODER_MODES = ("ada", "vanilla")
 MAX_PROMPT_CHARS = 2000
-GUIDANCE_IMPLS = ("batched", "unbatched")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -107,6 +109,8 @@ class MotionOutput:
     encoder_mode: str = "ada"  # "ada" (adapters on) or "vanilla" (adapters off)
     guidance_scale: float = 2.5
     steps: int = 50
+    sampler: str = "ddpm"  # "ddpm" or "ddim"
+    eta: float = 0.0  # DDIM noise scale (0 = deterministic)
     fps: float = HUMANML3D.fps
     timings: dict = field(default_factory=dict)  # seconds spent in "text", "sampling", "decode", "total"
 
@@ -249,16 +253,13 @@ class MotionPipeline:
         if encoder not in ENCODER_MODES:
             raise ValueError(f"encoder must be one of {ENCODER_MODES}, got {encoder!r}")
 
-    def _token_limit(self) -> int:
-        return min(int(getattr(self.text_encoder, "max_length", 10**9)), self.denoiser.config.text_tokens_max)
-
     def _check_prompts(self, prompts) -> list[str]:
         if isinstance(prompts, str):
             prompts = [prompts]
         if not isinstance(prompts, (list, tuple)) or not prompts:
             raise ValueError("prompts must be a non-empty string or list of strings")
         out = []
-        limit = self._token_limit()
+        limit = getattr(self.text_encoder, "max_length", None)  # the encoder owns the token limit (it truncates)
         tokenizer = getattr(self.text_encoder, "tokenizer", None)
         for i, prompt in enumerate(prompts):
             if not isinstance(prompt, str):
@@ -268,7 +269,7 @@ class MotionPipeline:
             text = " ".join(prompt.split())
             if not text:
                 raise ValueError(f"prompt {i} is empty; describe a motion, e.g. 'a person walks forward'")
-            if tokenizer is not None:
+            if tokenizer is not None and limit is not None:
                 count = len(tokenizer(text, truncation=False)["input_ids"])
                 if count > limit:
                     log.warning("prompt %d has %d tokens; only the first %d are used: %.60r...", i, count, limit, text)
@@ -311,7 +312,8 @@ class MotionPipeline:
     @torch.inference_mode()
     def __call__(self, prompts: str | Sequence[str], lengths: int | Sequence[int] | None = None, seed: int = 0,
                  guidance_scale: float = 2.5, steps: int | None = None, encoder: str = "ada", num_samples: int = 1,
-                 progress: Callable[[int, int], None] | None = None, *, guidance_impl: str = "batched") -> MotionOutput:
+                 progress: Callable[[int, int], None] | None = None, *, sampler: str = "ddpm",
+                 eta: float = 0.0) -> MotionOutput:
         """Generate ``num_samples`` motions per prompt.
 
         Args:
@@ -321,11 +323,11 @@ class MotionPipeline:
                 prediction (or 6 s without one). Must lie in [min_frames, max_frames] of the skeleton.
             seed: sample k of every prompt uses ``seed + k``.
             guidance_scale: classifier-free guidance weight s (x0 = uncond + s * (cond - uncond)); 1 = no guidance.
-            steps: sampling steps, 1..num_train_timesteps (default: all = ancestral DDPM; fewer = DDIM).
+            steps: sampling steps, 1..num_train_timesteps (default: all). ``sampler="ddpm"`` needs all of them.
             encoder: "ada" (adapters on) or "vanilla" (the same encoder with adapters disabled).
             progress: called as ``progress(step, total)`` after each denoising step.
-            guidance_impl: "batched" (one forward pass for both branches) or "unbatched" (two passes that
-                re-project the text every step; the benchmark baseline only).
+            sampler: "ddpm" (ancestral, all training steps) or "ddim" (``steps`` evenly spaced timesteps).
+            eta: DDIM's noise scale in [0, 1] (0 = deterministic); DDPM takes 0.
         """
         started = time.perf_counter()
         prompts = self._check_prompts(prompts)
@@ -338,8 +340,8 @@ class MotionPipeline:
                 or not math.isfinite(float(guidance_scale)):
             raise ValueError(f"guidance_scale must be a finite number, got {guidance_scale!r}")
         guidance_scale = float(guidance_scale)
-        if guidance_impl not in GUIDANCE_IMPLS:
-            raise ValueError(f"guidance_impl must be one of {GUIDANCE_IMPLS}, got {guidance_impl!r}")
+        scheduler = self.scheduler.copy()  # concurrent calls never share sampler state
+        scheduler.set_timesteps(steps, sampler=sampler, eta=eta)  # checks the sampler settings before any work
         per_prompt_lengths = self._check_lengths(lengths, len(prompts))
 
         # -- text: encoded once per unique prompt (cached across calls), expanded to prompts x samples
@@ -347,12 +349,7 @@ class MotionPipeline:
         encoding, rows, label = self._encode(prompts, encoder)
         if per_prompt_lengths is None:
             per_prompt_lengths = self._auto_lengths(encoding, rows, list(dict.fromkeys(prompts)), encoder)
-        device = self.device
-        limit = self.denoiser.config.text_tokens_max
-        hidden = encoding.hidden[:, :limit].to(device=device, dtype=next(self.denoiser.parameters()).dtype)  # (U, L, Dt)
-        text_mask = encoding.mask[:, :limit].to(device)  # (U, L)
-        item_rows = rows.repeat_interleave(num_samples).to(device)  # (B,) prompt-major
-        hidden, text_mask = hidden[item_rows], text_mask[item_rows]  # (B, L, Dt), (B, L)
+        hidden, text_mask = self._text_rows(encoding, rows.repeat_interleave(num_samples))  # (B, L, Dt), (B, L)
         item_prompts = [p for p in prompts for _ in range(num_samples)]
         item_lengths = [n for n in per_prompt_lengths for _ in range(num_samples)]
         item_seeds = [seed + k for _ in prompts for k in range(num_samples)]
@@ -360,63 +357,93 @@ class MotionPipeline:
 
         # -- sampling
         t0 = time.perf_counter()
-        x = self._sample(hidden, text_mask, item_lengths, item_seeds, guidance_scale, steps, progress, guidance_impl)
+        condition = self.prepare_guided_condition(hidden, text_mask, guidance_scale)  # projected once for every step
+
+        def predict_x0(x, t_batch, frame_mask):
+            return self.guided_x0(x, t_batch, condition, frame_mask, guidance_scale)
+
+        x = self.sample_loop(predict_x0, scheduler, item_lengths, item_seeds, progress)
         sampling_time = time.perf_counter() - t0
 
         # -- decode: un-normalise, per-sample slices, joints
         t0 = time.perf_counter()
-        from adamotion.motion.features import joints_from_features
-
-        features_all = self.meta.denormalize(x.float().cpu()).numpy().astype(np.float32)  # (B, T, F)
-        features, joints = [], []
-        for i, n in enumerate(item_lengths):
-            feats = np.ascontiguousarray(features_all[i, :n])  # (T_i, F)
-            features.append(feats)
-            joints.append(np.asarray(joints_from_features(feats, self.skeleton), dtype=np.float32))  # (T_i, J, 3)
+        features, joints = self.decode(x, item_lengths)
         decode_time = time.perf_counter() - t0
         return MotionOutput(
             features=features, joints=joints, prompts=item_prompts, lengths=item_lengths, seeds=item_seeds,
-            encoder=label, encoder_mode=encoder, guidance_scale=guidance_scale, steps=steps, fps=self.skeleton.fps,
+            encoder=label, encoder_mode=encoder, guidance_scale=guidance_scale, steps=steps, sampler=sampler,
+            eta=float(eta), fps=self.skeleton.fps,
             timings={"text": text_time, "sampling": sampling_time, "decode": decode_time,
                      "total": time.perf_counter() - started},
         )
 
-    def _sample(self, hidden: torch.Tensor, text_mask: torch.Tensor, lengths: list[int], seeds: list[int],
-                guidance_scale: float, steps: int, progress, guidance_impl: str) -> torch.Tensor:
-        """The reverse diffusion loop; returns normalised x0 (B, T, F) with zeros on padded frames."""
+    # ------------------------------------------------------------------ the steps (public for benchmarks)
+    def encode_prompt(self, prompts: Sequence[str], encoder: str = "ada") -> tuple[torch.Tensor, torch.Tensor]:
+        """Text states (B, L, Dt) in the denoiser's dtype and mask (B, L) of already checked prompts."""
+        self._check_encoder_mode(encoder)
+        encoding, rows, _ = self._encode(list(prompts), encoder)
+        return self._text_rows(encoding, rows)
+
+    def _text_rows(self, encoding, item_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-item text states (B, L, Dt) in the denoiser's dtype and mask (B, L), on the pipeline's device."""
         device = self.device
-        dtype = hidden.dtype
+        hidden = encoding.hidden.to(device=device, dtype=next(self.denoiser.parameters()).dtype)  # (U, L, Dt)
+        item_rows = item_rows.to(device)
+        return hidden[item_rows], encoding.mask.to(device)[item_rows]
+
+    def prepare_guided_condition(self, hidden: torch.Tensor, text_mask: torch.Tensor,
+                                 guidance_scale: float) -> PreparedCondition:
+        """The denoiser's condition for guided sampling: B conditional rows, then (when guiding) the same B
+        rows with the null text token, so that both branches run in one forward pass."""
+        if guidance_scale == 1.0:
+            return self.denoiser.prepare_condition(hidden, text_mask)
+        B = hidden.shape[0]
+        drop = torch.cat([torch.zeros(B, dtype=torch.bool), torch.ones(B, dtype=torch.bool)]).to(hidden.device)
+        return self.denoiser.prepare_condition(torch.cat([hidden, hidden]), torch.cat([text_mask, text_mask]), drop)
+
+    def guided_x0(self, x_t: torch.Tensor, timesteps: torch.Tensor, condition: PreparedCondition,
+                  frame_mask: torch.Tensor, guidance_scale: float) -> torch.Tensor:
+        """Classifier-free guided x0 (B, T, F): ``uncond + s * (cond - uncond)`` from one batched forward pass
+        over a condition made by :meth:`prepare_guided_condition` (no doubling when s = 1)."""
+        if guidance_scale == 1.0:
+            return self.denoiser(x_t, timesteps, condition, frame_mask)
+        B = x_t.shape[0]
+        x0 = self.denoiser(torch.cat([x_t, x_t]), torch.cat([timesteps, timesteps]), condition,
+                           torch.cat([frame_mask, frame_mask]))  # (2B, T, F)
+        cond, uncond = x0[:B], x0[B:]
+        return uncond + guidance_scale * (cond - uncond)  # (B, T, F)
+
+    def sample_loop(self, predict_x0: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+                    scheduler: DiffusionScheduler, lengths: list[int], seeds: list[int], progress=None) -> torch.Tensor:
+        """The reverse diffusion loop over ``scheduler.timesteps`` (already set); returns normalised x0
+        (B, T, F) with zeros on padded frames.
+
+        ``predict_x0(x_t, timesteps, frame_mask)`` gives the (guided) x0 prediction. Each sample draws noise of
+        its own length from its own CPU generator seeded with ``seeds[i]``.
+        """
+        device = self.device
+        dtype = next(self.denoiser.parameters()).dtype
         B, T, Fdim = len(lengths), max(lengths), self.denoiser.config.feature_dim
         frame_mask = (torch.arange(T)[None] < torch.tensor(lengths)[:, None]).to(device)  # (B, T)
         generators = [torch.Generator().manual_seed(s) for s in seeds]  # CPU, one per sample
-
-        def draw() -> torch.Tensor:
-            """(B, T, F) noise; each sample draws only its own frames, so batch-mates do not matter."""
-            noise = torch.zeros(B, T, Fdim)
-            for i, (n, g) in enumerate(zip(lengths, generators)):
-                noise[i, :n] = torch.randn(n, Fdim, generator=g)
-            return noise.to(device=device, dtype=dtype)
-
-        scheduler = self.scheduler.copy()  # concurrent calls never share sampler state
-        scheduler.set_timesteps(steps)
         timesteps = scheduler.timesteps.tolist()
-        denoiser = self.denoiser
-        use_guidance = guidance_scale != 1.0
-        if guidance_impl == "batched":
-            condition = (denoiser.prepare_guided_condition(hidden, text_mask) if use_guidance
-                         else denoiser.prepare_condition(hidden, text_mask))  # projected once for every step
-        x = draw()  # (B, T, F) x_T ~ N(0, I)
+        x = draw_noise((B, T, Fdim), generators, lengths=lengths, device=device, dtype=dtype)  # (B, T, F) x_T
         for i, t in enumerate(timesteps):
             t_batch = torch.full((B,), t, dtype=torch.long, device=device)  # (B,)
-            if guidance_impl == "unbatched":
-                x0 = denoiser.forward_guided_unbatched(x, t_batch, hidden, text_mask, frame_mask, guidance_scale)
-            elif use_guidance:
-                x0 = denoiser.denoise_guided(x, t_batch, condition, frame_mask, guidance_scale)  # (B, T, F)
-            else:
-                x0 = denoiser.denoise(x, t_batch, condition, frame_mask)
-            last = i == len(timesteps) - 1
-            noise = draw() if scheduler.sampler == "ddpm" and not last else None
-            x = scheduler.step(x0, t, x, noise=noise) * frame_mask[..., None]
+            x0 = predict_x0(x, t_batch, frame_mask)  # (B, T, F)
+            x = scheduler.step(x0, t, x, generator=generators, lengths=lengths) * frame_mask[..., None]
             if progress is not None:
                 progress(i + 1, len(timesteps))
         return x
+
+    def decode(self, x: torch.Tensor, lengths: list[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Normalised x0 (B, T, F) -> per-sample features (T_i, F) and joints (T_i, J, 3), float32."""
+        from adamotion.motion.features import joints_from_features
+
+        features_all = self.meta.denormalize(x.float().cpu()).numpy().astype(np.float32)  # (B, T, F)
+        features, joints = [], []
+        for i, n in enumerate(lengths):
+            feats = np.ascontiguousarray(features_all[i, :n])  # (T_i, F)
+            features.append(feats)
+            joints.append(np.asarray(joints_from_features(feats, self.skeleton), dtype=np.float32))  # (T_i, J, 3)
+        return features, joints

@@ -200,12 +200,21 @@ class Studio:
 
     # -- generation
     def generate(self, prompt, seconds="auto", seed=0, guidance_scale=2.5, steps=50, num_samples=1,
-                 style="skeleton", progress=None) -> GenerateResult:
+                 style="skeleton", progress=None, sampler=None) -> GenerateResult:
+        """Both encoders' motions for a prompt, rendered. ``sampler``: "ddpm" or "ddim"; None = the app's
+        rule for its one steps slider, DDPM at all training steps and DDIM (eta 0) below."""
         prompt = validate_prompt(prompt)
         frames = parse_seconds(seconds, self.skeleton)
         seed = parse_seed(seed)
         guidance_scale = parse_float(guidance_scale, "Guidance scale", 0.0, 10.0)
-        steps = parse_int(steps, "Sampling steps", 1, self.adapted.scheduler.num_train_timesteps)
+        train_steps = self.adapted.scheduler.num_train_timesteps
+        steps = parse_int(steps, "Sampling steps", 1, train_steps)
+        if sampler is None:
+            sampler = "ddpm" if steps == train_steps else "ddim"
+        if sampler not in ("ddpm", "ddim"):
+            raise UserInputError(f"Sampler must be 'ddpm' or 'ddim', got {sampler!r}.")
+        if sampler == "ddpm" and steps != train_steps:
+            raise UserInputError(f"The DDPM sampler runs all {train_steps} steps; choose DDIM for {steps} steps.")
         num_samples = parse_int(num_samples, "Number of samples", 1, MAX_SAMPLES)
         if style not in ("skeleton", "mesh"):
             raise UserInputError(f"Render style must be 'skeleton' or 'mesh', got {style!r}.")
@@ -215,7 +224,8 @@ class Studio:
             if progress is not None:
                 progress(fraction, desc=desc)
 
-        common = dict(lengths=frames, seed=seed, guidance_scale=guidance_scale, steps=steps, num_samples=num_samples)
+        common = dict(lengths=frames, seed=seed, guidance_scale=guidance_scale, steps=steps, sampler=sampler,
+                      num_samples=num_samples)
         done_steps = {"ada": 0, "vanilla": 0}
 
         def step_done(key, i, n):
@@ -286,7 +296,7 @@ class Studio:
             bundle = out_dir / f"{tag}_bundle.npz"
             save_bundle(bundle, prompt=prompt, seed=seed, encoder=output.encoder, checkpoint_id=self.checkpoint_id,
                         lengths=list(output.lengths), features=output.features, joints=output.joints,
-                        guidance_scale=guidance_scale, steps=steps)
+                        guidance_scale=guidance_scale, steps=steps, extra={"sampler": output.sampler})
             files.append(bundle)
         return [f for f in files if f.exists()]
 

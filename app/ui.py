@@ -90,7 +90,7 @@ def build_demo(studio: Studio, study_store=None) -> gr.Blocks:
                     guidance = gr.Slider(0.0, 10.0, value=2.5, step=0.1, label="Guidance scale")
                     max_steps = studio.adapted.scheduler.num_train_timesteps
                     steps = gr.Slider(1, max_steps, value=min(50, max_steps), step=1,
-                                      label="Sampling steps", elem_id="steps")
+                                      label=f"Sampling steps ({max_steps} = DDPM, fewer = DDIM)", elem_id="steps")
                     samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples")
                     style = gr.Radio(["skeleton", "mesh"], value="skeleton", label="Render style")
             run = gr.Button("Generate", variant="primary", elem_id="generate")

@@ -54,7 +54,7 @@ def study_dir(tiny_checkpoint, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("study") / "study"
     return build_study(STUDY_PROMPTS, [f"adaqf={tiny_checkpoint / 'adaqf'}", f"baseline={tiny_checkpoint / 'baseline'}"],
-                       out, seconds=SECONDS, steps=3, title="Test study")
+                       out, seconds=SECONDS, steps=3, sampler="ddim", title="Test study")
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +160,7 @@ def test_generate_gives_playable_videos_scores_and_downloads(client):
         assert parse_bvh(downloads[f"{tag}_sample1.bvh"]).num_frames == frames
         bundle = load_bundle(downloads[f"{tag}_bundle.npz"])
         assert bundle["prompt"] == "a person walks forward and waves" and bundle["seed"] == 3 and bundle["steps"] == STEPS
+        assert bundle["extra"] == {"sampler": "ddim"}  # the slider's 5 steps sample with DDIM
         assert ("AdaQF" in bundle["encoder"]) == (tag == "adapted")
         np.testing.assert_allclose(bundle["joints"].reshape(-1, frames, 22, 3)[0], joints, atol=1e-5)
     assert "side_by_side.mp4" in downloads
@@ -175,11 +176,15 @@ def test_concurrent_encoders_match_the_pipelines_and_a_restart_reuses_the_indexe
     studio = server.studio
     prompt, frames = "a person jumps forward", SECONDS * FPS
     result = studio.generate(prompt, seconds=SECONDS, seed=5, steps=STEPS)  # both samplers run in parallel threads
-    ada = studio.adapted([prompt], lengths=frames, seed=5, steps=STEPS, encoder="ada")
-    van = studio.vanilla([prompt], lengths=frames, seed=5, steps=STEPS, encoder="vanilla")
+    ada = studio.adapted([prompt], lengths=frames, seed=5, steps=STEPS, sampler="ddim", encoder="ada")
+    van = studio.vanilla([prompt], lengths=frames, seed=5, steps=STEPS, sampler="ddim", encoder="vanilla")
     np.testing.assert_array_equal(result.adapted.features[0], ada.features[0])
     np.testing.assert_array_equal(result.vanilla.features[0], van.features[0])
     assert not np.allclose(ada.features[0], van.features[0])
+    from app.service import UserInputError
+
+    with pytest.raises(UserInputError, match="DDPM sampler runs all 50 steps; choose DDIM"):
+        studio.generate(prompt, seconds=SECONDS, seed=5, steps=STEPS, sampler="ddpm")
 
     assert any(index_cache_dir(tiny_checkpoint).glob("index-*"))  # persistent, under $ADAMOTION_CACHE
     with caplog.at_level(logging.INFO, logger="adamotion.retrieval.index"):
@@ -522,10 +527,10 @@ def test_bench_app_times_fresh_starts_and_clicks(tiny_checkpoint, tmp_path, caps
                  "--no-reference", "--json", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "app start, first time" in printed and "click to playable videos (2 s motion, 50 steps" in printed
+    assert "app start, first time" in printed and "click to playable videos (2 s motion, 50 ddpm steps" in printed
     app = json.loads(out.read_text())["app"]
     assert 0 < app["model_load_s"] < app["load_s"] and app["cold_load_s"] > app["model_load_s"]
-    assert [(c["seconds"], c["steps"]) for c in app["click_to_video_by_case"]] == [(2, 50), (2, 25)]
+    assert [(c["seconds"], c["steps"], c["sampler"]) for c in app["click_to_video_by_case"]] == [(2, 50, "ddpm"), (2, 25, "ddim")]
     assert app["click_to_video_s"] == app["click_to_video_by_case"][0]["median_s"] > 0
     assert [row[0] for row in app["rows"]][:2] == ["app start, first time (imports + models + builds the retrieval "
                                                     "indexes)", "app start (imports + 2 pipelines, evaluator, cached "

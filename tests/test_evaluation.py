@@ -15,7 +15,7 @@ from adamotion.eval.evaluate import EvalConfig, EvalTarget, evaluate, load_evalu
 
 torch.set_num_threads(1)
 
-SMALL = EvalConfig(repeats=2, num_pairs=32, mm_captions=4, mm_samples=2, steps=2, batch_size=32)
+SMALL = EvalConfig(repeats=2, num_pairs=32, mm_captions=4, mm_samples=2, steps=2, sampler="ddim", batch_size=32)
 
 
 @pytest.fixture(scope="module")

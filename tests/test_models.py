@@ -31,6 +31,11 @@ def tiny_denoiser(seed: int = 0, **overrides) -> MotionDenoiser:
     return MotionDenoiser(config).eval()
 
 
+def predict(model: MotionDenoiser, x, t, text, text_mask, frame_mask, drop_condition=None) -> torch.Tensor:
+    """One denoiser call: prepare the text condition, then forward."""
+    return model(x, t, model.prepare_condition(text, text_mask, drop_condition), frame_mask)
+
+
 def denoiser_inputs(B=3, T=24, L=6, seed=1):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(B, T, F, generator=g)
@@ -46,7 +51,7 @@ def test_denoiser_output_shape_and_zero_padding():
     model = tiny_denoiser()
     x, t, text, text_mask, frame_mask = denoiser_inputs()
     with torch.no_grad():
-        out = model(x, t, text, text_mask, frame_mask)
+        out = predict(model, x, t, text, text_mask, frame_mask)
     assert out.shape == x.shape
     assert torch.isfinite(out).all()
     assert (out[~frame_mask] == 0).all(), "padded frames must come out as exact zeros"
@@ -57,16 +62,16 @@ def test_padded_frames_and_tokens_do_not_change_valid_outputs():
     model = tiny_denoiser()
     x, t, text, text_mask, frame_mask = denoiser_inputs()
     with torch.no_grad():
-        ref = model(x, t, text, text_mask, frame_mask)
+        ref = predict(model, x, t, text, text_mask, frame_mask)
         x2 = x.clone()
         x2[~frame_mask] = torch.randn(int((~frame_mask).sum()), F) * 100
         text2 = text.clone()
         text2[~text_mask] = torch.randn(int((~text_mask).sum()), TEXT_DIM) * 100
-        out = model(x2, t, text2, text_mask, frame_mask)
+        out = predict(model, x2, t, text2, text_mask, frame_mask)
         # control: a change in a VALID frame does reach the other valid frames (attention is live)
         x3 = x.clone()
         x3[1, 0] += 5.0
-        moved = model(x3, t, text, text_mask, frame_mask)
+        moved = predict(model, x3, t, text, text_mask, frame_mask)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
     assert (moved[1, 1:15] - ref[1, 1:15]).abs().max() > 1e-4
     torch.testing.assert_close(moved[0], ref[0])  # other rows are independent
@@ -78,59 +83,77 @@ def test_dropped_condition_sees_only_the_learned_null_token():
     other_text = torch.randn_like(text)
     drop = torch.tensor([True, False, True])
     with torch.no_grad():
-        a = model(x, t, text, text_mask, frame_mask, drop_condition=drop)
-        b = model(x, t, other_text, torch.ones_like(text_mask), frame_mask, drop_condition=drop)
-        cond = model(x, t, text, text_mask, frame_mask)
+        a = predict(model, x, t, text, text_mask, frame_mask, drop_condition=drop)
+        b = predict(model, x, t, other_text, torch.ones_like(text_mask), frame_mask, drop_condition=drop)
+        cond = predict(model, x, t, text, text_mask, frame_mask)
     torch.testing.assert_close(a[drop], b[drop])  # dropped rows ignore the text entirely
     assert (a[1] - b[1]).abs().max() > 1e-4  # kept rows follow their text
     assert (a[0] - cond[0]).abs().max() > 1e-4  # dropping changes the prediction
     # the null token is what the dropped rows see: changing it changes them (and only them)
     with torch.no_grad():
         model.null_token.add_(1.0)
-        c = model(x, t, text, text_mask, frame_mask, drop_condition=drop)
+        c = predict(model, x, t, text, text_mask, frame_mask, drop_condition=drop)
     assert (c[0] - a[0]).abs().max() > 1e-4
     torch.testing.assert_close(c[1], a[1])
 
 
 def test_null_token_trains_and_dropout_rate():
+    from adamotion.train.generator import draw_condition_dropout
+
     model = tiny_denoiser().train()
     x, t, text, text_mask, frame_mask = denoiser_inputs()
-    out = model(x, t, text, text_mask, frame_mask, drop_condition=torch.tensor([True, False, False]))
+    out = predict(model, x, t, text, text_mask, frame_mask, drop_condition=torch.tensor([True, False, False]))
     out.pow(2).mean().backward()
     assert model.null_token.grad is not None and model.null_token.grad.abs().sum() > 0
-    draws = model.sample_condition_dropout(20000, generator=torch.Generator().manual_seed(0))
+    draws = draw_condition_dropout(model.config.cond_dropout, 20000, generator=torch.Generator().manual_seed(0))
     assert draws.dtype == torch.bool and abs(draws.float().mean().item() - model.config.cond_dropout) < 0.01
 
 
-def test_forward_guided_equals_two_manual_passes():
+def test_one_prepared_condition_serves_every_step():
+    """The pipeline prepares the text once and reuses it; that equals re-preparing it for every call."""
     model = tiny_denoiser()
     x, t, text, text_mask, frame_mask = denoiser_inputs()
-    s = 2.5
     with torch.no_grad():
-        cond = model(x, t, text, text_mask, frame_mask)
-        uncond = model(x, t, text, text_mask, frame_mask, drop_condition=torch.ones(3, dtype=torch.bool))
-        guided = model.forward_guided(x, t, text, text_mask, frame_mask, s)
-        unbatched = model.forward_guided_unbatched(x, t, text, text_mask, frame_mask, s)
-        at_one = model.forward_guided(x, t, text, text_mask, frame_mask, 1.0)
-    manual = uncond + s * (cond - uncond)
-    assert (cond - uncond).abs().max() > 1e-3  # the two branches really differ
-    torch.testing.assert_close(guided, manual, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(unbatched, manual, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(at_one, cond, atol=1e-5, rtol=1e-5)
+        condition = model.prepare_condition(text, text_mask)
+        first = model(x, t, condition, frame_mask)
+        again = model(x + 0.5, t, condition, frame_mask)
+    torch.testing.assert_close(first, predict(model, x, t, text, text_mask, frame_mask), atol=0, rtol=0)
+    torch.testing.assert_close(again, predict(model, x + 0.5, t, text, text_mask, frame_mask), atol=0, rtol=0)
+    assert (first - again).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="condition has batch 3"):
+        model(x[:2], t[:2], condition, frame_mask[:2])
+
+
+def test_public_api_is_prepare_condition_and_forward():
+    """Guidance and benchmark paths live in the pipeline and the bench, not on the model."""
+    public = {name for name in vars(MotionDenoiser) if not name.startswith("_") and callable(getattr(MotionDenoiser, name))}
+    assert public - {"get_config", "from_config", "from_pretrained"} == {"prepare_condition", "forward"}
+
+
+def test_retired_token_limit_field_is_ignored_on_load(tmp_path):
+    path = tiny_denoiser().save_pretrained(tmp_path / "denoiser")
+    config = json.loads((path / "config.json").read_text())
+    config["config"]["text_tokens_max"] = 77  # written by checkpoints made before the encoder owned the limit
+    (path / "config.json").write_text(json.dumps(config))
+    assert MotionDenoiser.from_pretrained(path).config == tiny_denoiser().config
+    config["config"]["text_tokens_maxx"] = 77
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="text_tokens_maxx"):
+        MotionDenoiser.from_pretrained(path)
 
 
 def test_denoiser_input_errors():
     model = tiny_denoiser()
     x, t, text, text_mask, frame_mask = denoiser_inputs()
     with pytest.raises(ValueError, match="features per frame"):
-        model(x[..., :10], t, text, text_mask, frame_mask)
+        predict(model, x[..., :10], t, text, text_mask, frame_mask)
     with pytest.raises(ValueError, match="text_dim"):
-        model(x, t, text[..., :5], text_mask, frame_mask)
+        predict(model, x, t, text[..., :5], text_mask, frame_mask)
     with pytest.raises(ValueError, match="max_frames"):
         long = torch.zeros(1, HUMANML3D.max_frames + 1, F)
-        model(long, t[:1], text[:1], text_mask[:1], torch.ones(1, long.shape[1], dtype=torch.bool))
+        predict(model, long, t[:1], text[:1], text_mask[:1], torch.ones(1, long.shape[1], dtype=torch.bool))
     with pytest.raises(ValueError, match="at least one real token"):
-        model(x, t, text, torch.zeros_like(text_mask), frame_mask)
+        predict(model, x, t, text, torch.zeros_like(text_mask), frame_mask)
     with pytest.raises(ValueError, match="divisible"):
         DenoiserConfig(feature_dim=F, text_dim=8, width=30, heads=4)
 
@@ -143,8 +166,9 @@ def test_denoiser_save_load_identical(tmp_path):
     assert config["component"] == "motion_denoiser" and config["config"]["width"] == 32
     loaded = MotionDenoiser.from_pretrained(path).eval()
     with torch.no_grad():
-        torch.testing.assert_close(loaded.forward_guided(x, t, text, text_mask, frame_mask, 2.5),
-                                   model.forward_guided(x, t, text, text_mask, frame_mask, 2.5), atol=0, rtol=0)
+        drop = torch.tensor([False, True, False])
+        torch.testing.assert_close(predict(loaded, x, t, text, text_mask, frame_mask, drop),
+                                   predict(model, x, t, text, text_mask, frame_mask, drop), atol=0, rtol=0)
 
 
 def test_denoiser_bad_checkpoints_name_the_path(tmp_path):
@@ -215,15 +239,26 @@ def test_sample_timesteps_range_and_determinism():
 
 def test_set_timesteps_ddpm_and_ddim():
     sched = DiffusionScheduler()
-    sched.set_timesteps(50)
     assert sched.sampler == "ddpm" and sched.timesteps.tolist() == list(range(49, -1, -1))
-    sched.set_timesteps(10)
+    sched.set_timesteps(10, sampler="ddim")
     steps = sched.timesteps.tolist()
     assert sched.sampler == "ddim" and len(steps) == 10 and steps[0] == 49 and steps[-1] == 0
     assert all(a > b for a, b in zip(steps, steps[1:]))
+    sched.set_timesteps(50, sampler="ddim")  # all steps, still DDIM: the count never picks the algorithm
+    assert sched.sampler == "ddim" and sched.timesteps.tolist() == list(range(49, -1, -1))
+    sched.set_timesteps(sampler="ddpm")
+    assert sched.sampler == "ddpm" and len(sched.timesteps) == 50
     for bad in (0, 51, 2.5):
         with pytest.raises(ValueError, match="num_inference_steps"):
-            sched.set_timesteps(bad)
+            sched.set_timesteps(bad, sampler="ddim")
+    with pytest.raises(ValueError, match="ddpm sampler runs all 50.*sampler='ddim'"):
+        sched.set_timesteps(10, sampler="ddpm")
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        sched.set_timesteps(10, sampler="euler")
+    with pytest.raises(ValueError, match="eta"):
+        sched.set_timesteps(10, sampler="ddim", eta=1.5)
+    with pytest.raises(ValueError, match="eta is a DDIM setting"):
+        sched.set_timesteps(sampler="ddpm", eta=0.5)
 
 
 def _sample_with_perfect_predictor(sched, x0, x_T, generator=None, record=None):
@@ -235,10 +270,11 @@ def _sample_with_perfect_predictor(sched, x0, x_T, generator=None, record=None):
     return x
 
 
-@pytest.mark.parametrize("steps", [50, 10, 1])
-def test_perfect_x0_predictor_returns_x0_exactly(steps):
+@pytest.mark.parametrize("sampler, steps, eta", [("ddpm", 50, 0.0), ("ddim", 10, 0.0), ("ddim", 10, 1.0),
+                                                 ("ddim", 1, 0.0)])
+def test_perfect_x0_predictor_returns_x0_exactly(sampler, steps, eta):
     sched = DiffusionScheduler()
-    sched.set_timesteps(steps)
+    sched.set_timesteps(steps, sampler=sampler, eta=eta)
     g = torch.Generator().manual_seed(0)
     x0 = torch.randn(2, 16, F, generator=g)
     out = _sample_with_perfect_predictor(sched, x0, torch.randn(2, 16, F, generator=g), generator=g)
@@ -248,7 +284,7 @@ def test_perfect_x0_predictor_returns_x0_exactly(steps):
 def test_ddim_with_perfect_predictor_stays_on_the_forward_marginal():
     """DDIM (eta=0) keeps the implied noise fixed: every intermediate x_prev == add_noise(x0, eps, prev)."""
     sched = DiffusionScheduler()
-    sched.set_timesteps(10)
+    sched.set_timesteps(10, sampler="ddim")
     g = torch.Generator().manual_seed(0)
     x0 = torch.randn(2, 16, F, generator=g)
     eps = torch.randn(2, 16, F, generator=g)
@@ -280,6 +316,34 @@ def test_ddpm_step_noise_is_seeded():
     assert torch.equal(a, b) and not torch.equal(a, c)
     per_row = sched.step(x0, 30, x_t, generator=[torch.Generator().manual_seed(5), torch.Generator().manual_seed(9)])
     assert per_row.shape == x_t.shape
+
+
+def test_ddim_with_eta_one_over_all_steps_is_the_ddpm_posterior():
+    """Known answer (Song et al. 2021): DDIM with eta = 1 over adjacent steps is ancestral DDPM; with the same
+    generator both draw the same noise, so the steps agree to float rounding."""
+    ddpm, ddim = DiffusionScheduler(), DiffusionScheduler()
+    ddim.set_timesteps(50, sampler="ddim", eta=1.0)
+    g = torch.Generator().manual_seed(0)
+    x0, x_t = torch.randn(2, 8, 4, generator=g, dtype=torch.float64), torch.randn(2, 8, 4, generator=g, dtype=torch.float64)
+    for t in (49, 30, 1):
+        a = ddpm.step(x0, t, x_t, generator=torch.Generator().manual_seed(t))
+        b = ddim.step(x0, t, x_t, generator=torch.Generator().manual_seed(t))
+        torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-9)
+    eta0 = DiffusionScheduler()
+    eta0.set_timesteps(50, sampler="ddim")
+    assert (eta0.step(x0, 30, x_t) - ddpm.step(x0, 30, x_t, generator=torch.Generator().manual_seed(30))).abs().max() > 0.1
+
+
+def test_step_noise_per_row_ignores_padding():
+    """With one generator per row and row lengths, a row's noise depends only on its own length."""
+    sched = DiffusionScheduler()
+    x0, x_t = torch.zeros(2, 10, 3), torch.zeros(2, 10, 3)
+    both = sched.step(x0, 30, x_t, generator=[torch.Generator().manual_seed(s) for s in (1, 2)], lengths=[10, 4])
+    alone = sched.step(x0[1:, :4], 30, x_t[1:, :4], generator=[torch.Generator().manual_seed(2)], lengths=[4])
+    torch.testing.assert_close(both[1, :4], alone[0])
+    assert (both[1, 4:] == 0).all() and (both[0] != 0).all()
+    with pytest.raises(ValueError, match="one generator per batch row"):
+        sched.step(x0, 30, x_t, generator=torch.Generator(), lengths=[10, 4])
 
 
 def test_scheduler_save_load(tmp_path):

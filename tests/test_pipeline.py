@@ -65,7 +65,7 @@ def saved(pipe, tmp_path_factory):
 
 # ============================================================================ sampling
 def test_output_structure_and_order(pipe):
-    out = pipe(["a person walks", "someone jumps"], lengths=[40, 52], seed=7, num_samples=2, steps=10)
+    out = pipe(["a person walks", "someone jumps"], lengths=[40, 52], seed=7, num_samples=2, steps=10, sampler="ddim")
     assert isinstance(out, MotionOutput) and len(out) == 4
     assert out.prompts == ["a person walks", "a person walks", "someone jumps", "someone jumps"]
     assert out.lengths == [40, 40, 52, 52] and out.seeds == [7, 8, 7, 8]
@@ -92,10 +92,11 @@ def _summary(pipe: MotionPipeline, out: MotionOutput) -> dict:
             "root_end": out.joints[0][-1, 0].tolist()}
 
 
-@pytest.mark.parametrize("steps, expected", [(50, EXPECTED_DDPM), (10, EXPECTED_DDIM)], ids=["ddpm", "ddim"])
-def test_seeded_sampling_matches_stored_values(pipe, steps, expected):
+@pytest.mark.parametrize("sampler, steps, expected", [("ddpm", 50, EXPECTED_DDPM), ("ddim", 10, EXPECTED_DDIM)],
+                         ids=["ddpm", "ddim"])
+def test_seeded_sampling_matches_stored_values(pipe, sampler, steps, expected):
     pipe.text_encoder.clear_cache()  # PROMPT encoded alone, whatever ran before
-    got = _summary(pipe, pipe(PROMPT, lengths=40, seed=0, steps=steps))
+    got = _summary(pipe, pipe(PROMPT, lengths=40, seed=0, steps=steps, sampler=sampler))
     for key, value in expected.items():
         np.testing.assert_allclose(got[key], value, atol=1e-4, rtol=0, err_msg=key)
 
@@ -116,16 +117,53 @@ def test_a_sample_does_not_depend_on_its_batch_mates(pipe):
 
 
 def test_batched_guidance_matches_the_two_pass_baseline(pipe):
-    batched = pipe(PROMPT, lengths=44, seed=2, steps=10, guidance_scale=3.0)
-    two_pass = pipe(PROMPT, lengths=44, seed=2, steps=10, guidance_scale=3.0, guidance_impl="unbatched")
-    unguided = pipe(PROMPT, lengths=44, seed=2, steps=10, guidance_scale=1.0)
-    np.testing.assert_allclose(batched.features[0], two_pass.features[0], atol=1e-4)
+    from adamotion.bench import generate_two_pass
+
+    batched = pipe(PROMPT, lengths=44, seed=2, steps=10, sampler="ddim", guidance_scale=3.0)
+    two_pass, two_pass_joints = generate_two_pass(pipe, PROMPT, 44, seed=2, steps=10, sampler="ddim", guidance_scale=3.0)
+    unguided = pipe(PROMPT, lengths=44, seed=2, steps=10, sampler="ddim", guidance_scale=1.0)
+    np.testing.assert_allclose(batched.features[0], two_pass, atol=1e-4)
+    np.testing.assert_allclose(batched.joints[0], two_pass_joints, atol=1e-4)
     assert np.abs(batched.features[0] - unguided.features[0]).max() > 1e-3  # guidance does something
 
 
+def test_guided_x0_is_uncond_plus_scale_times_the_difference(pipe):
+    """The pipeline's one-pass guidance equals two manual denoiser calls, and s = 1 is the conditional branch."""
+    denoiser = pipe.denoiser
+    hidden, text_mask = pipe.encode_prompt(["a person walks", "someone jumps"])  # (2, L, Dt), (2, L)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 40, F, generator=g)
+    t = torch.tensor([30, 30])
+    frame_mask = torch.arange(40)[None] < torch.tensor([40, 24])[:, None]
+    with torch.no_grad():
+        cond = denoiser(x, t, denoiser.prepare_condition(hidden, text_mask), frame_mask)
+        uncond = denoiser(x, t, denoiser.prepare_condition(hidden, text_mask, torch.ones(2, dtype=torch.bool)),
+                          frame_mask)
+        guided = pipe.guided_x0(x, t, pipe.prepare_guided_condition(hidden, text_mask, 2.5), frame_mask, 2.5)
+        at_one = pipe.guided_x0(x, t, pipe.prepare_guided_condition(hidden, text_mask, 1.0), frame_mask, 1.0)
+    assert (cond - uncond).abs().max() > 1e-3  # the two branches really differ
+    torch.testing.assert_close(guided, uncond + 2.5 * (cond - uncond), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(at_one, cond, atol=0, rtol=0)
+
+
+def test_sampler_is_chosen_explicitly(pipe):
+    with pytest.raises(ValueError, match="ddpm sampler runs all 50 training steps.*sampler='ddim'"):
+        pipe(PROMPT, lengths=40, steps=10)
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        pipe(PROMPT, lengths=40, sampler="plms")
+    deterministic = pipe(PROMPT, lengths=40, seed=0, steps=10, sampler="ddim")
+    stochastic = pipe(PROMPT, lengths=40, seed=0, steps=10, sampler="ddim", eta=1.0)
+    again = pipe(PROMPT, lengths=40, seed=0, steps=10, sampler="ddim", eta=1.0)
+    other_seed = pipe(PROMPT, lengths=40, seed=1, steps=10, sampler="ddim", eta=1.0)
+    assert stochastic.sampler == "ddim" and stochastic.eta == 1.0 and deterministic.eta == 0.0
+    np.testing.assert_array_equal(stochastic.features[0], again.features[0])  # eta > 0 noise is seeded
+    assert np.abs(stochastic.features[0] - deterministic.features[0]).max() > 1e-3  # and really drawn
+    assert np.abs(stochastic.features[0] - other_seed.features[0]).max() > 1e-3
+
+
 def test_vanilla_equals_ada_with_fresh_adapters_and_differs_once_trained(pipe):
-    ada = pipe(PROMPT, lengths=40, seed=0, steps=10)
-    van = pipe(PROMPT, lengths=40, seed=0, steps=10, encoder="vanilla")
+    ada = pipe(PROMPT, lengths=40, seed=0, steps=10, sampler="ddim")
+    van = pipe(PROMPT, lengths=40, seed=0, steps=10, sampler="ddim", encoder="vanilla")
     assert van.encoder == "MiniLM-L6 (vanilla)" and van.encoder_mode == "vanilla"
     # fresh LoRA has B = 0: the adapted encoder IS the vanilla one, so the motions are identical (expected)
     np.testing.assert_array_equal(ada.features[0], van.features[0])
@@ -133,8 +171,8 @@ def test_vanilla_equals_ada_with_fresh_adapters_and_differs_once_trained(pipe):
     with torch.no_grad():
         lora_b.add_(0.5)  # a "trained" adapter; the encoder's cache notices the in-place update
     try:
-        ada2 = pipe(PROMPT, lengths=40, seed=0, steps=10)
-        van2 = pipe(PROMPT, lengths=40, seed=0, steps=10, encoder="vanilla")
+        ada2 = pipe(PROMPT, lengths=40, seed=0, steps=10, sampler="ddim")
+        van2 = pipe(PROMPT, lengths=40, seed=0, steps=10, sampler="ddim", encoder="vanilla")
     finally:
         with torch.no_grad():
             lora_b.zero_()
@@ -145,14 +183,14 @@ def test_vanilla_equals_ada_with_fresh_adapters_and_differs_once_trained(pipe):
 
 def test_progress_is_reported_per_step(pipe):
     calls = []
-    pipe(PROMPT, lengths=40, steps=7, progress=lambda i, n: calls.append((i, n)))
+    pipe(PROMPT, lengths=40, steps=7, sampler="ddim", progress=lambda i, n: calls.append((i, n)))
     assert calls == [(i, 7) for i in range(1, 8)]
 
 
 def test_auto_length(pipe, saved):
-    assert pipe(PROMPT, steps=2).lengths == [120]  # no estimator: 6 s
+    assert pipe(PROMPT, steps=2, sampler="ddim").lengths == [120]  # no estimator: 6 s
     with_length, _ = saved
-    out = with_length(["a person sits", "someone runs fast"], steps=2)
+    out = with_length(["a person sits", "someone runs fast"], steps=2, sampler="ddim")
     pooled = pipe.text_encoder.encode_cached(["a person sits", "someone runs fast"]).pooled
     assert out.lengths == with_length.length_estimator.predict(pooled).tolist()
     assert all(n % HUMANML3D.unit_length == 0 and 40 <= n <= 196 for n in out.lengths)
@@ -182,7 +220,7 @@ def test_input_validation_messages(pipe, caplog):
     with pytest.raises(ValueError, match="num_samples"):
         pipe(PROMPT, lengths=40, num_samples=0)
     with caplog.at_level(logging.WARNING, logger="adamotion.pipeline"):
-        out = pipe("a person walks " * 40, lengths=40, steps=2)  # ~120 tokens: truncated, still generates
+        out = pipe("a person walks " * 40, lengths=40, steps=2, sampler="ddim")  # ~120 tokens: truncated, still generates
     assert len(out) == 1 and "only the first 77 are used" in caplog.text
 
 
@@ -204,8 +242,8 @@ def test_save_load_gives_identical_outputs(saved, encoder):
     for loaded in (MotionPipeline.from_pretrained(path), MotionPipeline.from_pretrained(path, text_encoder=encoder)):
         # BERT numerics depend (~1e-7) on which texts share a padded batch: encode the same batch on both sides
         original.text_encoder.clear_cache()
-        b = original(["someone waves", PROMPT], seed=5, steps=10, num_samples=2)
-        a = loaded(["someone waves", PROMPT], seed=5, steps=10, num_samples=2)
+        b = original(["someone waves", PROMPT], seed=5, steps=10, sampler="ddim", num_samples=2)
+        a = loaded(["someone waves", PROMPT], seed=5, steps=10, sampler="ddim", num_samples=2)
         assert a.lengths == b.lengths
         for fa, fb in zip(a.features, b.features):
             np.testing.assert_array_equal(fa, fb)
@@ -235,16 +273,16 @@ def test_missing_parts_raise_checkpoint_errors_naming_the_path(saved, tmp_path):
 def test_generate_command_writes_joints(saved, tmp_path, capsys):
     original, path = saved
     out_file, feats_file = tmp_path / "m.npy", tmp_path / "f.npy"
-    code = main(["generate", PROMPT, "--checkpoint", str(path), "--seconds", "2.4", "--seed", "3", "--steps", "5",
+    code = main(["generate", PROMPT, "--checkpoint", str(path), "--seconds", "2.4", "--seed", "3", "--steps", "5", "--sampler", "ddim",
                  "--out", str(out_file), "--features-out", str(feats_file)])
     assert code == 0
     joints, feats = np.load(out_file), np.load(feats_file)
     assert joints.shape == (48, HUMANML3D.num_joints, 3) and feats.shape == (48, F)
     original.text_encoder.clear_cache()  # encode PROMPT alone, as the command did (BERT padding numerics)
-    expected = original(PROMPT, lengths=48, seed=3, steps=5)
+    expected = original(PROMPT, lengths=48, seed=3, steps=5, sampler="ddim")
     np.testing.assert_array_equal(joints, expected.joints[0])
     assert "MiniLM-L6 + LoRA (AdaQF)" in capsys.readouterr().out
-    code = main(["generate", PROMPT, "--checkpoint", str(path), "--length", "40", "--steps", "2", "--num-samples", "2",
+    code = main(["generate", PROMPT, "--checkpoint", str(path), "--length", "40", "--steps", "2", "--sampler", "ddim", "--num-samples", "2",
                  "--encoder", "vanilla", "--out", str(out_file)])
     assert code == 0 and np.load(out_file).shape == (2, 40, HUMANML3D.num_joints, 3)
 
@@ -258,7 +296,7 @@ def test_generate_command_errors(tmp_path, capsys):
 def test_bench_generate_reports_both_guidance_modes(saved, tmp_path, capsys):
     _, path = saved
     report = tmp_path / "bench.json"
-    code = main(["bench", "generate", "--checkpoint", str(path), "--steps", "2", "--batch", "3", "--repeats", "1",
+    code = main(["bench", "generate", "--checkpoint", str(path), "--steps", "2", "--sampler", "ddim", "--batch", "3", "--repeats", "1",
                  "--json", str(report)])
     assert code == 0
     printed = capsys.readouterr().out

@@ -70,7 +70,7 @@ def test_train_all_writes_loadable_components(trained):
     base = MotionPipeline.from_pretrained(out / "baseline")
     assert ada.text_encoder.has_adapters and not base.text_encoder.has_adapters
     assert ada.length_estimator is not None and ada.length_estimator.fitted
-    result = ada("a person walks forward", lengths=ada.skeleton.min_frames, steps=2, seed=0)
+    result = ada("a person walks forward", lengths=ada.skeleton.min_frames, steps=2, sampler="ddim", seed=0)
     assert result.features[0].shape == (ada.skeleton.min_frames, ada.skeleton.feature_dim)
     assert np.isfinite(result.features[0]).all()
 

@@ -2,10 +2,14 @@
 
 One algorithm, no model code (the diffusers split): the training loop calls :meth:`add_noise` and
 :meth:`sample_timesteps`; the pipeline calls :meth:`set_timesteps` once and :meth:`step` per timestep.
+The sampler is named by the caller, never inferred from the number of steps:
 
-* ``set_timesteps(n)`` with ``n == num_train_timesteps`` samples ancestrally from the DDPM posterior
-  ``q(x_{t-1} | x_t, x0_hat)`` (the method's setting: 50 steps at training and inference).
-* ``set_timesteps(n)`` with fewer steps runs deterministic DDIM (eta = 0) over ``n`` evenly spaced timesteps.
+* ``set_timesteps(sampler="ddpm")`` samples ancestrally from the DDPM posterior ``q(x_{t-1} | x_t, x0_hat)``
+  over all ``num_train_timesteps`` (the method's setting: 50 steps at training and inference).
+* ``set_timesteps(n, sampler="ddim", eta=...)`` runs DDIM over ``n`` evenly spaced timesteps; ``eta = 0`` is
+  deterministic, ``eta > 0`` adds fresh noise of standard deviation ``eta * sigma_t`` at every step.
+
+Noise is drawn inside :meth:`step` from the caller's ``generator`` (one, or one per batch row).
 
 Timestep indices run from 0 (least noise) to ``num_train_timesteps - 1`` (most noise). The last step of
 either sampler returns the model's x0 prediction unchanged.
@@ -27,6 +31,7 @@ from adamotion.utils.serialization import CONFIG_NAME, CheckpointError, load_con
 log = logging.getLogger(__name__)
 
 BETA_SCHEDULES = ("cosine", "linear")
+SAMPLERS = ("ddpm", "ddim")
 
 
 @dataclass
@@ -55,17 +60,30 @@ def _betas(config: SchedulerConfig) -> torch.Tensor:
     raise ValueError(f"unknown beta_schedule {config.beta_schedule!r}; choose one of {BETA_SCHEDULES}")
 
 
-def _draw_noise(shape: Sequence[int], generator, like: torch.Tensor) -> torch.Tensor:
-    """Standard normal noise of ``shape``; ``generator`` may be one generator or one per batch row."""
+def draw_noise(shape: Sequence[int], generator=None, *, lengths: Sequence[int] | None = None,
+               device=None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Standard normal noise of ``shape`` (B, T, ...), drawn in float32 and cast to ``dtype`` on ``device``.
+
+    ``generator``: one ``torch.Generator`` or a list with one per batch row. With ``lengths`` (one per row),
+    row ``i`` draws only its first ``lengths[i]`` entries along dim 1 from its own generator and is zero
+    beyond, so a row's noise does not depend on how long its batch-mates are (needs one generator per row).
+    """
+    shape = tuple(int(n) for n in shape)
     if isinstance(generator, (list, tuple)):
         if len(generator) != shape[0]:
             raise ValueError(f"got {len(generator)} generators for a batch of {shape[0]}")
-        rows = [torch.randn(tuple(shape[1:]), generator=g, device=g.device, dtype=torch.float32) for g in generator]
-        noise = torch.stack(rows)
+        if lengths is not None and len(lengths) != shape[0]:
+            raise ValueError(f"got {len(lengths)} lengths for a batch of {shape[0]}")
+        noise = torch.zeros(shape, dtype=torch.float32, device=generator[0].device)
+        for i, g in enumerate(generator):
+            n = shape[1] if lengths is None else int(lengths[i])
+            noise[i, :n] = torch.randn((n, *shape[2:]), generator=g, device=g.device, dtype=torch.float32)
     else:
-        device = generator.device if generator is not None else like.device
-        noise = torch.randn(tuple(shape), generator=generator, device=device, dtype=torch.float32)
-    return noise.to(device=like.device, dtype=like.dtype)
+        if lengths is not None:
+            raise ValueError("lengths need one generator per batch row (a list of generators)")
+        gen_device = generator.device if generator is not None else (device or "cpu")
+        noise = torch.randn(shape, generator=generator, device=gen_device, dtype=torch.float32)
+    return noise.to(device=device if device is not None else noise.device, dtype=dtype)
 
 
 class DiffusionScheduler:
@@ -98,7 +116,7 @@ class DiffusionScheduler:
         self.posterior_coef_x0 = betas * self.alphas_cumprod_prev.sqrt() / (1 - alphas_cumprod)
         self.posterior_coef_xt = (1 - self.alphas_cumprod_prev) * alphas.sqrt() / (1 - alphas_cumprod)
 
-        self.set_timesteps(config.num_train_timesteps)
+        self.set_timesteps(sampler="ddpm")
 
     # ------------------------------------------------------------------ properties
     @property
@@ -107,12 +125,17 @@ class DiffusionScheduler:
 
     @property
     def sampler(self) -> str:
-        """``"ddpm"`` (ancestral, all training steps) or ``"ddim"`` (deterministic, fewer steps)."""
+        """The sampler chosen by the last :meth:`set_timesteps`: ``"ddpm"`` or ``"ddim"``."""
         return self._sampler
+
+    @property
+    def eta(self) -> float:
+        """DDIM's noise scale chosen by the last :meth:`set_timesteps` (0 = deterministic; always 0 for DDPM)."""
+        return self._eta
 
     def __repr__(self) -> str:
         return (f"DiffusionScheduler(T={self.num_train_timesteps}, beta_schedule={self.config.beta_schedule!r}, "
-                f"sampler={self._sampler!r}, steps={len(self.timesteps)})")
+                f"sampler={self._sampler!r}, eta={self._eta}, steps={len(self.timesteps)})")
 
     def copy(self) -> "DiffusionScheduler":
         """An independent copy (the pipeline samples with a copy so concurrent calls never share state)."""
@@ -142,23 +165,38 @@ class DiffusionScheduler:
         return t.to(device)
 
     # ------------------------------------------------------------------ sampling side
-    def set_timesteps(self, num_inference_steps: int) -> None:
-        """Choose the reverse-process timesteps: all T (ancestral DDPM) or fewer, evenly spaced (DDIM, eta=0)."""
+    def set_timesteps(self, num_inference_steps: int | None = None, *, sampler: str = "ddpm", eta: float = 0.0) -> None:
+        """Choose the sampler and its reverse-process timesteps.
+
+        ``sampler="ddpm"``: ancestral sampling over all T training steps (``num_inference_steps`` None or T).
+        ``sampler="ddim"``: ``num_inference_steps`` (default T) evenly spaced timesteps with noise scale ``eta``
+        in [0, 1] (0 = deterministic; 1 draws as much fresh noise as the DDPM posterior).
+        """
         T = self.num_train_timesteps
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        if num_inference_steps is None:
+            num_inference_steps = T
         if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int):
             raise ValueError(f"num_inference_steps must be an integer, got {num_inference_steps!r}")
         if not 1 <= num_inference_steps <= T:
             raise ValueError(f"num_inference_steps must be between 1 and {T} (the training steps), got {num_inference_steps}")
-        if num_inference_steps == T:
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= float(eta) <= 1.0:
+            raise ValueError(f"eta must be a number in [0, 1], got {eta!r}")
+        if sampler == "ddpm":
+            if num_inference_steps != T:
+                raise ValueError(f"the ddpm sampler runs all {T} training steps, got num_inference_steps="
+                                 f"{num_inference_steps}; use sampler='ddim' for fewer steps")
+            if eta != 0.0:
+                raise ValueError(f"eta is a DDIM setting (DDPM's noise is fixed by its posterior), got eta={eta}")
             steps = list(range(T - 1, -1, -1))
-            self._sampler = "ddpm"
+        elif num_inference_steps == 1:
+            steps = [T - 1]
         else:
-            if num_inference_steps == 1:
-                steps = [T - 1]
-            else:
-                grid = torch.linspace(0, T - 1, num_inference_steps, dtype=torch.float64).round().long().tolist()
-                steps = sorted(set(grid), reverse=True)
-            self._sampler = "ddim"
+            grid = torch.linspace(0, T - 1, num_inference_steps, dtype=torch.float64).round().long().tolist()
+            steps = sorted(set(grid), reverse=True)
+        self._sampler = sampler
+        self._eta = float(eta)
         self.timesteps = torch.tensor(steps, dtype=torch.long)  # descending
         # previous (less noisy) timestep of each scheduled step; -1 = the clean sample
         self._prev = {t: (steps[i + 1] if i + 1 < len(steps) else -1) for i, t in enumerate(steps)}
@@ -169,16 +207,17 @@ class DiffusionScheduler:
         except KeyError:
             raise ValueError(f"timestep {int(t)} is not in the current schedule {self.timesteps.tolist()}") from None
 
-    def step(self, x0_pred: torch.Tensor, t: int | torch.Tensor, x_t: torch.Tensor, generator=None,
-             noise: torch.Tensor | None = None) -> torch.Tensor:
+    def step(self, x0_pred: torch.Tensor, t: int | torch.Tensor, x_t: torch.Tensor, *, generator=None,
+             lengths: Sequence[int] | None = None) -> torch.Tensor:
         """One reverse step from ``x_t`` at timestep ``t`` (shared by the batch) to the previous timestep.
 
         Args:
             x0_pred: (B, ...) the model's prediction of the clean sample.
             t: the current timestep (an element of :attr:`timesteps`).
             x_t: (B, ...) the current noisy sample.
-            generator: ``torch.Generator`` or a list with one per batch row (ancestral sampling only).
-            noise: optional pre-drawn (B, ...) standard normal noise for ancestral sampling (takes precedence).
+            generator: ``torch.Generator`` or a list with one per batch row; the step's noise (DDPM, or DDIM
+                with eta > 0) is drawn from it, nothing is drawn otherwise.
+            lengths: optional valid entries along dim 1 per row (see :func:`draw_noise`).
         Returns:
             (B, ...) x_{prev}; at the last step this is ``x0_pred`` itself.
         """
@@ -190,12 +229,16 @@ class DiffusionScheduler:
         ab_prev = self.alphas_cumprod[prev]
         if self._sampler == "ddpm":
             mean = float(self.posterior_coef_x0[t]) * x0_pred + float(self.posterior_coef_xt[t]) * x_t
-            if noise is None:
-                noise = _draw_noise(x_t.shape, generator, x_t)
+            noise = draw_noise(x_t.shape, generator, lengths=lengths, device=x_t.device, dtype=x_t.dtype)
             return mean + float(self.posterior_variance[t].sqrt()) * noise
-        # DDIM, eta = 0: re-noise x0_pred to the previous level along the implied noise direction.
+        # DDIM: re-noise x0_pred to the previous level along the implied noise direction (Song et al. 2021, eq. 12)
         eps = (x_t - float(ab_t.sqrt()) * x0_pred) / float((1 - ab_t).sqrt())
-        return float(ab_prev.sqrt()) * x0_pred + float((1 - ab_prev).sqrt()) * eps
+        sigma = self._eta * ((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)).sqrt()  # float64 scalar
+        x_prev = float(ab_prev.sqrt()) * x0_pred + float((1 - ab_prev - sigma ** 2).sqrt()) * eps
+        if self._eta > 0:
+            noise = draw_noise(x_t.shape, generator, lengths=lengths, device=x_t.device, dtype=x_t.dtype)
+            x_prev = x_prev + float(sigma) * noise
+        return x_prev
 
     # ------------------------------------------------------------------ persistence
     def get_config(self) -> dict:

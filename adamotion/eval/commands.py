@@ -13,7 +13,9 @@ def register(sub) -> None:
     ev.add_argument("--split", default="test")
     ev.add_argument("--repeats", type=int, default=None, help="default 20 (3 with --quick)")
     ev.add_argument("--num-pairs", type=int, default=None, help="captions generated per repeat")
-    ev.add_argument("--steps", type=int, default=None, help="sampling steps (default 50)")
+    ev.add_argument("--steps", type=int, default=None, help="sampling steps (default 50; 10 with --quick)")
+    ev.add_argument("--sampler", choices=("ddpm", "ddim"), default=None,
+                    help="ddpm (all training steps; the default) or ddim (any --steps; the --quick default)")
     ev.add_argument("--mm-captions", type=int, default=None, help="captions used for MultiModality (default 32)")
     ev.add_argument("--mm-samples", type=int, default=None, help="generations per MultiModality caption (default 10)")
     ev.add_argument("--quick", action="store_true", help="small subset: a smoke run in a minute")
@@ -40,6 +42,7 @@ def _evaluate(args) -> int:
     config = EvalConfig.quick() if args.quick else EvalConfig()
     overrides = {"split": args.split}
     for field, value in (("repeats", args.repeats), ("num_pairs", args.num_pairs), ("steps", args.steps),
+                         ("sampler", args.sampler),
                          ("mm_captions", args.mm_captions), ("mm_samples", args.mm_samples)):
         if value is not None:
             overrides[field] = value

@@ -30,13 +30,14 @@ class EvalConfig:
     mm_samples: int = 10  # generations per caption for MultiModality
     batch_size: int = 64  # captions generated per pipeline call
     steps: int = 50  # sampling steps
+    sampler: str = "ddpm"  # "ddpm" (all training steps) or "ddim" (any number of steps, eta 0)
     guidance_scale: float = 2.5  # classifier-free guidance weight
     seed: int = 0  # base seed; repeat r uses seed + r
 
     @classmethod
     def quick(cls) -> "EvalConfig":
         """A small run for smoke tests and CI: few repeats, few pairs."""
-        return cls(repeats=3, num_pairs=64, mm_captions=8, mm_samples=4, steps=10)
+        return cls(repeats=3, num_pairs=64, mm_captions=8, mm_samples=4, steps=10, sampler="ddim")
 
 
 @dataclass
@@ -108,7 +109,7 @@ def _generate(target: EvalTarget, captions: list[str], lengths: list[int], seed:
         chunk = order[start:start + config.batch_size]
         output = target.pipeline([captions[i] for i in chunk], lengths=[lengths[i] for i in chunk],
                                  seed=seed + start, guidance_scale=config.guidance_scale, steps=config.steps,
-                                 encoder=target.encoder)
+                                 sampler=config.sampler, encoder=target.encoder)
         for i, feats, joint in zip(chunk, output.features, output.joints):
             features[i], joints[i] = feats, joint
     return features, joints

@@ -6,14 +6,15 @@ Reads top to bottom:
 2. Building blocks - sinusoidal embeddings, self- and cross-attention on ``F.scaled_dot_product_attention``,
    a pre-norm decoder block (self-attention over frames, cross-attention to text tokens, MLP).
 3. :class:`MotionDenoiser` - input projection + positions + timestep embedding, the blocks, an output
-   projection predicting x0; classifier-free guidance batched into one forward pass.
+   projection predicting x0. Two public steps: :meth:`MotionDenoiser.prepare_condition` and ``forward``.
+   Classifier-free guidance is the pipeline's business (it batches the conditional and null rows).
 
 Masks are boolean with ``True`` = real (a valid frame / a real text token). Padded frames never influence
 valid frames (they are masked out as attention keys) and come out as zeros.
 
-The text condition is projected once per call by :meth:`MotionDenoiser.prepare_condition`, which also
-precomputes every block's cross-attention keys and values; a sampling loop prepares it once and reuses it
-for all steps (:meth:`MotionDenoiser.denoise`).
+The text condition is projected by :meth:`MotionDenoiser.prepare_condition`, which also precomputes every
+block's cross-attention keys and values; a sampling loop prepares it once and passes it to every step.
+How many text tokens there may be is the text encoder's business (it truncates); the denoiser accepts any.
 """
 from __future__ import annotations
 
@@ -44,12 +45,11 @@ class DenoiserConfig:
     max_frames: int = HUMANML3D.max_frames  # longest motion the positional table covers
     dropout: float = 0.1  # dropout on attention outputs and MLP (training only)
     cond_dropout: float = 0.1  # share of training samples whose text is replaced by the null token (CFG)
-    text_tokens_max: int = 77  # longest text token sequence accepted (longer input is an error)
 
     def __post_init__(self):
         if self.width % self.heads:
             raise ValueError(f"width ({self.width}) must be divisible by heads ({self.heads})")
-        for name in ("feature_dim", "text_dim", "width", "depth", "heads", "ff_mult", "max_frames", "text_tokens_max"):
+        for name in ("feature_dim", "text_dim", "width", "depth", "heads", "ff_mult", "max_frames"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.cond_dropout < 1.0:
@@ -59,6 +59,10 @@ class DenoiserConfig:
     def for_skeleton(cls, skeleton: Skeleton, text_dim: int, **kwargs) -> "DenoiserConfig":
         """The config for a skeleton's feature size and maximum length."""
         return cls(feature_dim=skeleton.feature_dim, text_dim=text_dim, max_frames=skeleton.max_frames, **kwargs)
+
+
+# fields older checkpoints carry that no longer configure anything; ignored on load
+RETIRED_CONFIG_FIELDS = ("text_tokens_max",)  # the token limit belongs to the text encoder
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -194,6 +198,7 @@ class MotionDenoiser(PretrainedMixin, nn.Module):
 
     @classmethod
     def from_config(cls, config: dict) -> "MotionDenoiser":
+        config = {k: v for k, v in config.items() if k not in RETIRED_CONFIG_FIELDS}
         known = {f.name for f in fields(DenoiserConfig)}
         unknown = sorted(set(config) - known)
         if unknown:
@@ -208,26 +213,12 @@ class MotionDenoiser(PretrainedMixin, nn.Module):
             raise CheckpointError(f"{Path(directory) / CONFIG_NAME}: invalid denoiser config ({exc})") from exc
 
     # -- condition
-    def sample_condition_dropout(self, batch_size: int, generator: torch.Generator | None = None,
-                                 device="cpu") -> torch.Tensor:
-        """(B,) bool: which training samples drop their text (probability ``config.cond_dropout``).
-
-        The forward pass never drops on its own; the training loop draws this mask and passes it as
-        ``drop_condition`` so that runs stay reproducible.
-        """
-        gen_device = generator.device if generator is not None else "cpu"
-        draw = torch.rand(batch_size, generator=generator, device=gen_device)
-        return (draw < self.config.cond_dropout).to(device)
-
     def prepare_condition(self, text_hidden: torch.Tensor, text_mask: torch.Tensor,
                           drop_condition: torch.Tensor | None = None) -> PreparedCondition:
         """Project text tokens (B, L, Dt) once; rows in ``drop_condition`` see only the learned null token."""
         B, L, Dt = text_hidden.shape
         if Dt != self.config.text_dim:
             raise ValueError(f"text_hidden has width {Dt}, the denoiser expects text_dim={self.config.text_dim}")
-        if L > self.config.text_tokens_max:
-            raise ValueError(f"text has {L} tokens, more than text_tokens_max={self.config.text_tokens_max}; "
-                             "truncate it in the text encoder")
         if text_mask.shape != (B, L):
             raise ValueError(f"text_mask shape {tuple(text_mask.shape)} does not match text_hidden {(B, L)}")
         mask = text_mask.bool()
@@ -248,16 +239,19 @@ class MotionDenoiser(PretrainedMixin, nn.Module):
         kv = [block.cross_attn.project_kv(memory) for block in self.blocks]
         return PreparedCondition(memory=memory, mask=mask, kv=kv)
 
-    def prepare_guided_condition(self, text_hidden: torch.Tensor, text_mask: torch.Tensor) -> PreparedCondition:
-        """Condition for :meth:`denoise_guided`: the conditional rows, then the same rows with the null token."""
-        B = text_hidden.shape[0]
-        drop = torch.cat([torch.zeros(B, dtype=torch.bool), torch.ones(B, dtype=torch.bool)]).to(text_hidden.device)
-        return self.prepare_condition(torch.cat([text_hidden, text_hidden]), torch.cat([text_mask, text_mask]), drop)
-
     # -- denoising
-    def denoise(self, x_t: torch.Tensor, timesteps: torch.Tensor, condition: PreparedCondition,
+    def forward(self, x_t: torch.Tensor, timesteps: torch.Tensor, condition: PreparedCondition,
                 frame_mask: torch.Tensor) -> torch.Tensor:
-        """x0 prediction (B, T, F) from x_t (B, T, F), timesteps (B,) and a prepared condition."""
+        """x0 prediction.
+
+        Args:
+            x_t: (B, T, F) noisy normalised motion.
+            timesteps: (B,) long diffusion step per sample.
+            condition: the text from :meth:`prepare_condition`, B rows.
+            frame_mask: (B, T) bool, True = valid frame.
+        Returns:
+            (B, T, F) predicted clean motion, zero on padded frames.
+        """
         B, T, Fdim = x_t.shape
         if Fdim != self.config.feature_dim:
             raise ValueError(f"x_t has {Fdim} features per frame, the denoiser expects {self.config.feature_dim}")
@@ -277,46 +271,3 @@ class MotionDenoiser(PretrainedMixin, nn.Module):
             h = block(h, frame_mask, kv, condition.mask)  # (B, T, D)
         x0 = self.output_proj(self.norm_out(h))  # (B, T, F)
         return x0 * frame_mask[..., None].to(x0.dtype)  # padded frames are exactly zero
-
-    def denoise_guided(self, x_t: torch.Tensor, timesteps: torch.Tensor, condition: PreparedCondition,
-                       frame_mask: torch.Tensor, guidance_scale: float) -> torch.Tensor:
-        """Classifier-free guidance in one forward pass over the doubled batch (cond rows, then uncond rows)."""
-        B = x_t.shape[0]
-        if condition.batch_size != 2 * B:
-            raise ValueError(f"a guided condition has 2*B rows ({2 * B}), got {condition.batch_size}; "
-                             "use prepare_guided_condition")
-        x0 = self.denoise(torch.cat([x_t, x_t]), torch.cat([timesteps, timesteps]), condition,
-                          torch.cat([frame_mask, frame_mask]))  # (2B, T, F)
-        cond, uncond = x0[:B], x0[B:]
-        return uncond + guidance_scale * (cond - uncond)  # (B, T, F)
-
-    def forward(self, x_t: torch.Tensor, timesteps: torch.Tensor, text_hidden: torch.Tensor, text_mask: torch.Tensor,
-                frame_mask: torch.Tensor, drop_condition: torch.Tensor | None = None) -> torch.Tensor:
-        """x0 prediction.
-
-        Args:
-            x_t: (B, T, F) noisy normalised motion.
-            timesteps: (B,) long diffusion step per sample.
-            text_hidden: (B, L, Dt) per-token text states; text_mask: (B, L) bool, True = real token.
-            frame_mask: (B, T) bool, True = valid frame.
-            drop_condition: optional (B,) bool; True rows attend only to the learned null token.
-        Returns:
-            (B, T, F) predicted clean motion, zero on padded frames.
-        """
-        condition = self.prepare_condition(text_hidden, text_mask, drop_condition)
-        return self.denoise(x_t, timesteps, condition, frame_mask)
-
-    def forward_guided(self, x_t: torch.Tensor, timesteps: torch.Tensor, text_hidden: torch.Tensor,
-                       text_mask: torch.Tensor, frame_mask: torch.Tensor, guidance_scale: float) -> torch.Tensor:
-        """Classifier-free guided x0: ``uncond + s * (cond - uncond)``, both branches in one batched pass."""
-        condition = self.prepare_guided_condition(text_hidden, text_mask)
-        return self.denoise_guided(x_t, timesteps, condition, frame_mask, guidance_scale)
-
-    def forward_guided_unbatched(self, x_t: torch.Tensor, timesteps: torch.Tensor, text_hidden: torch.Tensor,
-                                 text_mask: torch.Tensor, frame_mask: torch.Tensor, guidance_scale: float) -> torch.Tensor:
-        """The two-pass form of :meth:`forward_guided`; kept only as the benchmark baseline."""
-        B = x_t.shape[0]
-        cond = self.forward(x_t, timesteps, text_hidden, text_mask, frame_mask)
-        uncond = self.forward(x_t, timesteps, text_hidden, text_mask, frame_mask,
-                              drop_condition=torch.ones(B, dtype=torch.bool, device=x_t.device))
-        return uncond + guidance_scale * (cond - uncond)

@@ -46,7 +46,7 @@ def read_prompts(path: str | Path) -> list[str]:
 
 
 def build_study(prompts: list[str], methods: list[str], out: str | Path, *, seed: int = 0, seconds: float | None = None,
-                steps: int = 50, guidance_scale: float = 2.5, consent: str = DEFAULT_CONSENT, title: str = "Motion study",
+                steps: int = 50, sampler: str = "ddpm", guidance_scale: float = 2.5, consent: str = DEFAULT_CONSENT, title: str = "Motion study",
                 device: str = "cpu") -> Path:
     """Render the study videos and write ``manifest.json``; atomic (built in a temporary folder, then renamed)."""
     from adamotion.pipeline import MotionPipeline
@@ -75,7 +75,7 @@ def build_study(prompts: list[str], methods: list[str], out: str | Path, *, seed
                 for entry in method_entries:
                     pipe, encoder = pipelines[entry["name"]]
                     frames = None if seconds is None else int(round(seconds * pipe.skeleton.fps))
-                    output = pipe([prompt], lengths=frames, seed=seed + t, steps=steps,
+                    output = pipe([prompt], lengths=frames, seed=seed + t, steps=steps, sampler=sampler,
                                   guidance_scale=guidance_scale, encoder=encoder)
                     rel = f"videos/{trial_id}-{entry['key']}.mp4"
                     render_video(output.joints[0], tmp / rel, fps=pipe.skeleton.fps, title=prompt)
@@ -85,7 +85,7 @@ def build_study(prompts: list[str], methods: list[str], out: str | Path, *, seed
         manifest = {
             "study_id": secrets.token_hex(4), "title": title, "consent": consent, "created": time.time(),
             "methods": method_entries, "trials": trials,
-            "settings": {"seed": seed, "seconds": seconds, "steps": steps, "guidance_scale": guidance_scale},
+            "settings": {"seed": seed, "seconds": seconds, "steps": steps, "sampler": sampler, "guidance_scale": guidance_scale},
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         (tmp / "secret.key").write_bytes(secrets.token_bytes(32))

@@ -12,7 +12,9 @@ def register(sub) -> None:
     build.add_argument("--out", required=True)
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--seconds", type=float, default=None, help="fixed length (default: each model's estimate)")
-    build.add_argument("--steps", type=int, default=50)
+    build.add_argument("--steps", type=int, default=50, help="sampling steps (fewer than 50 need --sampler ddim)")
+    build.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm",
+                       help="ddpm: ancestral sampling over all training steps; ddim: any --steps")
     build.add_argument("--title", default="Motion study")
     build.set_defaults(func=_build)
     export = ssub.add_parser("export", help="write responses CSV/JSON, mean ranks with 95%% CI and a plot")
@@ -25,7 +27,7 @@ def _build(args) -> int:
     from adamotion.study.build import build_study, read_prompts
 
     out = build_study(read_prompts(args.prompts), [m for m in args.methods.split(",") if m], args.out,
-                      seed=args.seed, seconds=args.seconds, steps=args.steps, title=args.title)
+                      seed=args.seed, seconds=args.seconds, steps=args.steps, sampler=args.sampler, title=args.title)
     print(f"study written to {out}; serve it with: python -m app --study {out} --admin-token YOUR_TOKEN")
     return 0
 

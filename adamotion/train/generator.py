@@ -111,6 +111,18 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, frame_mask: torch.Tenso
     return ((pred - target) ** 2 * w).sum() / (w.sum() * pred.shape[-1]).clamp(min=1.0)
 
 
+def draw_condition_dropout(probability: float, batch_size: int, generator: torch.Generator | None = None,
+                           device="cpu") -> torch.Tensor:
+    """(B,) bool: which training samples drop their text for classifier-free guidance.
+
+    The denoiser never drops on its own; the objective draws this mask from the run's generator and passes
+    it to ``prepare_condition`` so that runs stay reproducible.
+    """
+    gen_device = generator.device if generator is not None else "cpu"
+    draw = torch.rand(batch_size, generator=generator, device=gen_device)
+    return (draw < probability).to(device)
+
+
 class GeneratorObjective:
     """Computes the named losses of one batch for a method; shared by training and validation."""
 
@@ -143,8 +155,9 @@ class GeneratorObjective:
         noise = torch.randn(x0.shape, generator=generator, device=generator.device).to(device, x0.dtype)
         x_t = self.scheduler.add_noise(x0, noise, t) * mask[..., None].to(x0.dtype)  # (B, T, F)
         if drop is None:  # (B,) classifier-free guidance: rows trained on the null text token
-            drop = self.denoiser.sample_condition_dropout(B, generator, device=device)
-        x0_hat = self.denoise_fn(x_t, t, text.hidden.to(device), text.mask.to(device), mask, drop)  # (B, T, F)
+            drop = draw_condition_dropout(self.denoiser.config.cond_dropout, B, generator, device=device)
+        condition = self.denoiser.prepare_condition(text.hidden.to(device), text.mask.to(device), drop)
+        x0_hat = self.denoise_fn(x_t, t, condition, mask)  # (B, T, F)
         losses = {"mse": masked_mse(x0_hat.float(), x0.float(), mask)}
         total = losses["mse"]
         if self.extractors is not None and (self.spec.constraints or self.config.log_constraints):
