@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,21 +21,6 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
         return path
     in_repo = REPO_ROOT / path
     return in_repo if in_repo.exists() else path
-
-
-def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> Path:
-    """``np.save`` into a temporary file next to ``path``, then rename (no half-written outputs)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -68,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _generate(args) -> int:
     from tqdm import tqdm
 
+    from adamotion.io.export import save_features_npy, save_joints_npy
     from adamotion.pipeline import MotionPipeline, seconds_to_frames
 
     pipe = MotionPipeline.from_pretrained(resolve_checkpoint(args.checkpoint), device=args.device)
@@ -82,12 +67,12 @@ def _generate(args) -> int:
         output = pipe(args.prompt, lengths=frames, seed=args.seed, guidance_scale=args.guidance, steps=args.steps,
                       sampler=args.sampler, eta=args.eta, encoder=args.encoder, num_samples=args.num_samples, progress=progress)
     joints = output.joints[0] if len(output) == 1 else np.stack(output.joints)
-    save_npy_atomic(args.out, joints.astype(np.float32))
+    save_joints_npy(args.out, joints, skeleton=pipe.skeleton)
     print(f"{output.encoder}: {len(output)} sample(s) of {output.lengths[0]} frames "
           f"({output.lengths[0] / pipe.skeleton.fps:.1f} s, seed {output.seeds[0]}) in {output.timings['total']:.1f} s")
     print(f"wrote joints {tuple(joints.shape)} to {args.out}")
     if args.features_out:
         feats = output.features[0] if len(output) == 1 else np.stack(output.features)
-        save_npy_atomic(args.features_out, feats.astype(np.float32))
+        save_features_npy(args.features_out, feats, skeleton=pipe.skeleton)
         print(f"wrote features {tuple(feats.shape)} to {args.features_out}")
     return 0

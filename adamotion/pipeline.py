@@ -31,8 +31,6 @@ import logging
 import math
 import numbers
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +43,8 @@ from adamotion.diffusion.scheduler import DiffusionScheduler, draw_noise
 from adamotion.models.denoiser import MotionDenoiser, PreparedCondition
 from adamotion.models.length import LengthEstimator, default_length
 from adamotion.motion.skeleton import HUMANML3D, Skeleton
-from adamotion.utils.serialization import CONFIG_NAME, FORMAT_VERSION, CheckpointError, replace_dir
+from adamotion.utils.files import atomic_folder, read_json
+from adamotion.utils.serialization import CONFIG_NAME, FORMAT_VERSION, CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -187,10 +186,7 @@ class MotionPipeline:
         info_path = directory / PIPELINE_FILE
         if not info_path.is_file():
             raise CheckpointError(f"{info_path}: missing; this folder is not a saved motion pipeline")
-        try:
-            info = json.loads(info_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CheckpointError(f"{info_path}: corrupt JSON ({exc})") from exc
+        info = read_json(info_path, what="pipeline description", error=CheckpointError)
         if not isinstance(info, dict) or info.get("component") != PIPELINE_COMPONENT:
             got = info.get("component") if isinstance(info, dict) else type(info).__name__
             raise CheckpointError(f"{info_path}: holds {got!r}, expected a {PIPELINE_COMPONENT!r}")
@@ -225,9 +221,7 @@ class MotionPipeline:
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write every component into ``directory`` atomically (a temporary folder swapped into place)."""
         directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
-        try:
+        with atomic_folder(directory) as tmp:
             self.text_encoder.save_pretrained(tmp / "text_encoder")
             self.denoiser.save_pretrained(tmp / "denoiser")
             self.scheduler.save_pretrained(tmp / "scheduler")
@@ -240,10 +234,6 @@ class MotionPipeline:
                 "display_names": {mode: self.display_name(mode) for mode in ENCODER_MODES},
             }
             (tmp / PIPELINE_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            replace_dir(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         log.info("saved pipeline %s to %s", self.name, directory)
         return directory
 

@@ -22,19 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from adamotion.motion import rotations as R
+from adamotion.motion.kinematics import matrix_forward_kinematics
 from adamotion.motion.skeleton import HUMANML3D, Skeleton
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["benchmark_renderers", "format_table", "synthetic_walk"]
-
-
-def _axis_angle_matrix(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Rotation matrices (T, 3, 3) about a fixed unit ``axis`` (3,) by ``angle`` (T,) radians."""
-    axis = np.asarray(axis, np.float64) / np.linalg.norm(axis)
-    cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    angle = np.asarray(angle, np.float64)[:, None, None]
-    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * (cross @ cross)
 
 
 def synthetic_walk(frames: int = 196, *, skeleton: Skeleton = HUMANML3D, fps: float | None = None,
@@ -50,11 +44,10 @@ def synthetic_walk(frames: int = 196, *, skeleton: Skeleton = HUMANML3D, fps: fl
     num_joints = skeleton.num_joints
     t = np.arange(frames) / fps  # (T,) seconds
     phase = 2 * math.pi * cadence_hz * t  # one stride (two steps) per 1 / cadence_hz seconds
-    x_axis = np.array([1.0, 0.0, 0.0])
     local = np.repeat(np.eye(3)[None, None], frames, 0).repeat(num_joints, 1)  # (T, J, 3, 3)
 
     def swing(name: str, angle: np.ndarray) -> None:
-        local[:, skeleton.index(name)] = _axis_angle_matrix(x_axis, angle)
+        local[:, skeleton.index(name)] = R.axis_rotation("x", angle)
 
     # a rotation about +x with a negative angle moves a downward bone forward (+z)
     swing("left_hip", -0.45 * np.sin(phase))
@@ -67,21 +60,17 @@ def synthetic_walk(frames: int = 196, *, skeleton: Skeleton = HUMANML3D, fps: fl
     swing("right_elbow", -0.3 + 0.15 * np.sin(phase))
 
     yaw = np.radians(turn_deg_per_s) * t  # (T,)
-    root_rotation = _axis_angle_matrix(np.array([0.0, 1.0, 0.0]), yaw)  # (T, 3, 3)
+    root_rotation = R.axis_rotation("y", yaw)  # (T, 3, 3)
     heading = np.stack([np.sin(yaw), np.zeros_like(yaw), np.cos(yaw)], -1)  # (T, 3) facing direction
     # integrate the heading so the path curves with the body
     step = np.concatenate([np.zeros((1, 3)), heading[:-1] * speed / fps], 0)
     root_xz = np.cumsum(step, 0)  # (T, 3), y filled in below
 
-    positions = np.zeros((frames, num_joints, 3))
-    global_rotation = np.zeros((frames, num_joints, 3, 3))
-    for joint, parent in enumerate(skeleton.parents):  # parents precede children in the table
-        if parent < 0:
-            global_rotation[:, joint] = root_rotation @ local[:, joint]
-            positions[:, joint] = root_xz
-        else:
-            positions[:, joint] = positions[:, parent] + np.einsum("tij,j->ti", global_rotation[:, parent], offsets[joint])
-            global_rotation[:, joint] = global_rotation[:, parent] @ local[:, joint]
+    roots = np.asarray(skeleton.parents) < 0
+    local[:, roots] = root_rotation[:, None] @ local[:, roots]
+    translations = np.repeat(offsets[None], frames, 0)  # (T, J, 3) bone offsets in the parent's frame
+    translations[:, roots] = root_xz[:, None]
+    _, positions = matrix_forward_kinematics(skeleton.parents, local, translations)  # (T, J, 3)
     # stand on the floor with a small bob at twice the stride frequency
     positions[..., 1] -= positions[..., 1].min()
     positions[..., 1] += 0.02 * (1 + np.cos(2 * phase))[:, None]

@@ -43,6 +43,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from adamotion.motion import rotations as R
 from adamotion.motion.skeleton import HUMANML3D, Skeleton
 from renderers.skeleton import (
     Camera,
@@ -247,9 +248,7 @@ def _pyrender_mesh(pyrender, trimesh_mesh, **kwargs):
 
 def _rotation_z_to(directions: np.ndarray) -> np.ndarray:
     """(N, 3, 3) rotations taking +z onto each (N, 3) unit direction."""
-    from renderers.smpl_fit import swing_rotation
-
-    return swing_rotation(np.broadcast_to(np.array([0.0, 0.0, 1.0]), directions.shape), directions)
+    return R.matrix_between(np.broadcast_to(np.array([0.0, 0.0, 1.0]), directions.shape), directions)
 
 
 def _bone_kinds(skeleton: Skeleton) -> dict[tuple[int, int], tuple[str, str]]:

@@ -23,7 +23,6 @@ import functools
 import logging
 import math
 import os
-import tempfile
 import textwrap
 import time
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from adamotion.utils.files import atomic_file
 from renderers.video import VideoWriter
 
 logger = logging.getLogger(__name__)
@@ -742,23 +742,9 @@ def render_keyframe_strip(joints, path_png: str | os.PathLike, n: int = 8, *, pa
         layout.draw_label(strip, label, i * width, width)
         if i:  # thin separators between panels
             draw.line([(i * width, layout.top_band), (i * width, height)], fill=style.grid_color, width=1)
-    return _save_png_atomically(strip, path_png)
-
-
-def _save_png_atomically(image: Image.Image, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial.png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format="PNG")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    with atomic_file(path_png, suffix=".partial.png") as tmp:
+        strip.save(tmp, format="PNG")
+    return Path(path_png)
 
 
 # ========================================================================================= naive baseline
@@ -804,17 +790,7 @@ def render_naive_matplotlib(joints, path: str | os.PathLike, *, fps: float | Non
         return []
 
     anim = animation.FuncAnimation(fig, update, frames=len(joints), interval=1000 / fps, blit=False)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial.mp4", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path, suffix=".partial.mp4") as tmp:
         writer = animation.FFMpegWriter(fps=fps, codec="libx264", extra_args=["-pix_fmt", "yuv420p"])
-        anim.save(tmp, writer=writer, dpi=dpi)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+        anim.save(str(tmp), writer=writer, dpi=dpi)
+    return Path(path)

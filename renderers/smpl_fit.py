@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from adamotion.motion import rotations as R
+from adamotion.motion.kinematics import matrix_forward_kinematics
 from adamotion.motion.skeleton import HUMANML3D, Skeleton
 
 logger = logging.getLogger(__name__)
@@ -29,14 +31,11 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "SmplModel",
     "SmplModelError",
-    "axis_angle_to_matrix",
     "fit_smpl_to_joints",
-    "forward_kinematics",
     "initial_pose_from_joints",
     "load_smpl_model",
-    "matrix_to_axis_angle",
+    "posed_joints",
     "smpl_vertices",
-    "swing_rotation",
 ]
 
 REQUIRED_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
@@ -190,91 +189,15 @@ def load_smpl_model(path: str | Path) -> SmplModel:
 
 
 # ============================================================================================= rotations
-def swing_rotation(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) minimal rotations taking direction ``source`` (..., 3) onto ``target`` (..., 3)."""
-    a = source / np.linalg.norm(source, axis=-1, keepdims=True)
-    b = target / np.linalg.norm(target, axis=-1, keepdims=True)
-    v = np.cross(a, b)  # (..., 3) rotation axis scaled by sin(angle)
-    c = np.sum(a * b, axis=-1)[..., None, None]  # (..., 1, 1) cos(angle)
-    zeros = np.zeros(v.shape[:-1])
-    skew = np.stack([
-        np.stack([zeros, -v[..., 2], v[..., 1]], -1),
-        np.stack([v[..., 2], zeros, -v[..., 0]], -1),
-        np.stack([-v[..., 1], v[..., 0], zeros], -1),
-    ], -2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rotation = np.eye(3) + skew + skew @ skew / (1.0 + c)
-    # opposite directions: rotate 180 degrees about any axis perpendicular to the source
-    opposite = (c[..., 0, 0] < -1.0 + 1e-8)
-    if np.any(opposite):
-        helper = np.where(np.abs(a[..., :1]) < 0.9, np.array([1.0, 0, 0]), np.array([0, 1.0, 0]))
-        axis = np.cross(a, helper)
-        axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
-        half_turn = 2 * axis[..., :, None] * axis[..., None, :] - np.eye(3)
-        rotation = np.where(opposite[..., None, None], half_turn, rotation)
-    return rotation
-
-
-def axis_angle_to_matrix(axis_angle: np.ndarray) -> np.ndarray:
-    """(..., 3) axis-angle (Rodrigues) -> (..., 3, 3) rotation matrices."""
-    axis_angle = np.asarray(axis_angle, np.float64)
-    angle = np.linalg.norm(axis_angle, axis=-1, keepdims=True)  # (..., 1)
-    axis = axis_angle / np.where(angle > 1e-12, angle, 1.0)
-    x, y, z = axis[..., 0], axis[..., 1], axis[..., 2]
-    zeros = np.zeros_like(x)
-    skew = np.stack([np.stack([zeros, -z, y], -1), np.stack([z, zeros, -x], -1), np.stack([-y, x, zeros], -1)], -2)
-    angle = angle[..., None]  # (..., 1, 1)
-    return np.eye(3) + np.sin(angle) * skew + (1 - np.cos(angle)) * (skew @ skew)
-
-
-def matrix_to_axis_angle(rotation: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) rotation matrices -> (..., 3) axis-angle, via a numerically safe quaternion."""
-    m = np.asarray(rotation, np.float64)
-    trace = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
-    # Shepperd: pick the largest of (w, x, y, z) to divide by
-    candidates = np.stack([trace, m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]], -1)
-    choice = np.argmax(candidates, -1)
-    quat = np.zeros(m.shape[:-2] + (4,))
-    for index in range(4):
-        sel = choice == index
-        if not np.any(sel):
-            continue
-        r = m[sel]
-        if index == 0:
-            s = np.sqrt(1.0 + r[:, 0, 0] + r[:, 1, 1] + r[:, 2, 2]) * 2
-            q = [0.25 * s, (r[:, 2, 1] - r[:, 1, 2]) / s, (r[:, 0, 2] - r[:, 2, 0]) / s, (r[:, 1, 0] - r[:, 0, 1]) / s]
-        elif index == 1:
-            s = np.sqrt(1.0 + r[:, 0, 0] - r[:, 1, 1] - r[:, 2, 2]) * 2
-            q = [(r[:, 2, 1] - r[:, 1, 2]) / s, 0.25 * s, (r[:, 0, 1] + r[:, 1, 0]) / s, (r[:, 0, 2] + r[:, 2, 0]) / s]
-        elif index == 2:
-            s = np.sqrt(1.0 - r[:, 0, 0] + r[:, 1, 1] - r[:, 2, 2]) * 2
-            q = [(r[:, 0, 2] - r[:, 2, 0]) / s, (r[:, 0, 1] + r[:, 1, 0]) / s, 0.25 * s, (r[:, 1, 2] + r[:, 2, 1]) / s]
-        else:
-            s = np.sqrt(1.0 - r[:, 0, 0] - r[:, 1, 1] + r[:, 2, 2]) * 2
-            q = [(r[:, 1, 0] - r[:, 0, 1]) / s, (r[:, 0, 2] + r[:, 2, 0]) / s, (r[:, 1, 2] + r[:, 2, 1]) / s, 0.25 * s]
-        quat[sel] = np.stack(q, -1)
-    quat *= np.where(quat[..., :1] < 0, -1.0, 1.0)  # w >= 0: angle in [0, pi]
-    vector_norm = np.linalg.norm(quat[..., 1:], axis=-1, keepdims=True)
-    angle = 2 * np.arctan2(vector_norm, quat[..., :1])
-    return quat[..., 1:] * np.where(vector_norm > 1e-12, angle / np.maximum(vector_norm, 1e-12), 2.0)
-
-
-def forward_kinematics(local_rotations: np.ndarray, rest_joints: np.ndarray, parents: np.ndarray,
-                       translation: np.ndarray) -> np.ndarray:
-    """SMPL-style FK: (T, K, 3, 3) local rotations about rest joints (K, 3) -> (T, K, 3) positions."""
-    frames, num_joints = local_rotations.shape[:2]
-    global_rotations = np.zeros_like(local_rotations)
-    positions = np.zeros((frames, num_joints, 3))
-    for joint in range(num_joints):
-        parent = parents[joint]
-        if parent < 0:
-            global_rotations[:, joint] = local_rotations[:, joint]
-            positions[:, joint] = rest_joints[joint] + translation
-        else:
-            global_rotations[:, joint] = global_rotations[:, parent] @ local_rotations[:, joint]
-            bone = rest_joints[joint] - rest_joints[parent]
-            positions[:, joint] = positions[:, parent] + global_rotations[:, parent] @ bone
-    return positions
+def posed_joints(local_rotations: np.ndarray, rest_joints: np.ndarray, parents: np.ndarray,
+                 translation: np.ndarray) -> np.ndarray:
+    """SMPL joints (T, K, 3): local rotations (T, K, 3, 3) about the rest joints (K, 3), root moved by
+    ``translation`` (T, 3)."""
+    parents = np.asarray(parents)
+    offsets = rest_joints - np.where(parents[:, None] < 0, 0.0, rest_joints[np.maximum(parents, 0)])  # (K, 3)
+    local_translations = np.repeat(offsets[None], len(local_rotations), 0)  # (T, K, 3)
+    local_translations[:, parents < 0] += translation[:, None]
+    return matrix_forward_kinematics(parents, local_rotations, local_translations)[1]
 
 
 def _check_model_skeleton(model: SmplModel, skeleton: Skeleton) -> None:
@@ -328,7 +251,7 @@ def initial_pose_from_joints(joints: np.ndarray, model: SmplModel, *,
                     parent_rotation = global_rotations[:, model.parents[joint]]  # (T, 3, 3)
                     observed = joints[:, child] - joints[:, joint]  # (T, 3) world bone direction
                     in_parent = np.einsum("tji,tj->ti", parent_rotation, observed)  # R^T d
-                    local[:, joint] = swing_rotation(np.broadcast_to(rest[child] - rest[joint], in_parent.shape), in_parent)
+                    local[:, joint] = R.matrix_between(np.broadcast_to(rest[child] - rest[joint], in_parent.shape), in_parent)
                     global_rotations[:, joint] = parent_rotation @ local[:, joint]
                     done.add(joint)
             end = chain[-1]
@@ -355,7 +278,7 @@ def fit_smpl_to_joints(joints, smpl_model: SmplModel, *, skeleton: Skeleton = HU
         raise ValueError(f"joints must have shape (T, {skeleton.num_joints}, 3), got {joints.shape}")
     started = time.perf_counter()
     local, translation = initial_pose_from_joints(joints, smpl_model, skeleton=skeleton)
-    poses = matrix_to_axis_angle(local).reshape(len(joints), -1)  # (T, K * 3)
+    poses = R.matrix_to_axis_angle(local).reshape(len(joints), -1)  # (T, K * 3)
     if iterations <= 0:
         return poses.astype(np.float32), translation.astype(np.float32)
 

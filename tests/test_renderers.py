@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from adamotion.motion import rotations as R
 from adamotion.motion.skeleton import HUMANML3D
 from renderers import bench, mesh, skeleton, smpl_fit, video
 from renderers.bench import synthetic_walk
@@ -375,8 +376,8 @@ def test_initial_smpl_pose_reproduces_joints_without_torch(walk):
                                faces=model_dict["f"])
     poses, trans = smpl_fit.fit_smpl_to_joints(walk, model, iterations=0)
     assert poses.shape == (len(walk), 3 * model.num_joints) and trans.shape == (len(walk), 3)
-    rotations = smpl_fit.axis_angle_to_matrix(poses.reshape(len(walk), -1, 3).astype(np.float64))
-    fitted = smpl_fit.forward_kinematics(rotations, model.rest_joints(), model.parents, trans.astype(np.float64))
+    rotations = R.axis_angle_to_matrix(poses.reshape(len(walk), -1, 3).astype(np.float64))
+    fitted = smpl_fit.posed_joints(rotations, model.rest_joints(), model.parents, trans.astype(np.float64))
     error = np.linalg.norm(fitted[:, :HUMANML3D.num_joints] - walk, axis=-1)
     assert error.mean() < 0.005, f"swing-initialised SMPL joints are {error.mean() * 1000:.1f} mm off"
 
@@ -389,8 +390,8 @@ def test_smpl_body_fit_and_render_with_fake_model(tmp_path, walk):
     model = smpl_fit.load_smpl_model(tmp_path / "SMPL_NEUTRAL.pkl")
 
     def mean_error(poses, trans) -> float:
-        rotations = smpl_fit.axis_angle_to_matrix(poses.reshape(len(walk), -1, 3).astype(np.float64))
-        fitted = smpl_fit.forward_kinematics(rotations, model.rest_joints(), model.parents, trans.astype(np.float64))
+        rotations = R.axis_angle_to_matrix(poses.reshape(len(walk), -1, 3).astype(np.float64))
+        fitted = smpl_fit.posed_joints(rotations, model.rest_joints(), model.parents, trans.astype(np.float64))
         return float(np.linalg.norm(fitted[:, :HUMANML3D.num_joints] - walk, axis=-1).mean())
 
     initial = mean_error(*smpl_fit.fit_smpl_to_joints(walk, model, iterations=0))

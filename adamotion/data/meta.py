@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from adamotion.utils.files import read_json
 from adamotion.utils.serialization import CheckpointError, load_config, load_tensors, save_folder
 
 COMPONENT = "dataset_meta"
@@ -120,10 +121,7 @@ class DatasetMeta:
             raise FileNotFoundError(f"{root}: dataset folder not found; build one with `adamotion data synth --out {root}`")
         info: dict = {}
         if (root / "corpus.json").is_file():
-            try:
-                info = json.loads((root / "corpus.json").read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{root / 'corpus.json'}: corrupt JSON ({exc}); rebuild the corpus") from exc
+            info = read_json(root / "corpus.json", what="corpus index", fix="rebuild the corpus")
         if skeleton is None:
             skeleton = info.get("skeleton", HUMANML3D.name)
         if isinstance(skeleton, str):

@@ -33,8 +33,6 @@ import logging
 import math
 import multiprocessing
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +41,9 @@ from typing import Callable
 import numpy as np
 
 from adamotion.data import captions as cap
+from adamotion.motion import rotations as R
 from adamotion.motion.skeleton import HUMANML3D, Skeleton
-from adamotion.utils.serialization import atomic_write_json, replace_dir
+from adamotion.utils.files import atomic_folder, atomic_write_json, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -77,25 +76,9 @@ _MIRROR_X = np.diag([-1.0, 1.0, 1.0])
 # ==============================================================================================
 # Rotations (vectorised over leading dims, float64)
 # ==============================================================================================
-def _rot_x(angle) -> np.ndarray:
-    """(..., 3, 3) rotation about x; positive angle turns +y towards +z."""
-    a = np.asarray(angle, np.float64)
-    c, s, o, z = np.cos(a), np.sin(a), np.ones_like(a), np.zeros_like(a)
-    return np.stack([np.stack([o, z, z], -1), np.stack([z, c, -s], -1), np.stack([z, s, c], -1)], -2)
-
-
-def _rot_y(angle) -> np.ndarray:
-    """(..., 3, 3) rotation about y (up); positive angle turns +z (forward) towards +x (left)."""
-    a = np.asarray(angle, np.float64)
-    c, s, o, z = np.cos(a), np.sin(a), np.ones_like(a), np.zeros_like(a)
-    return np.stack([np.stack([c, z, s], -1), np.stack([z, o, z], -1), np.stack([-s, z, c], -1)], -2)
-
-
-def _rot_z(angle) -> np.ndarray:
-    """(..., 3, 3) rotation about z; positive angle turns +x towards +y."""
-    a = np.asarray(angle, np.float64)
-    c, s, o, z = np.cos(a), np.sin(a), np.ones_like(a), np.zeros_like(a)
-    return np.stack([np.stack([c, -s, z], -1), np.stack([s, c, z], -1), np.stack([z, z, o], -1)], -2)
+def _axis_rot(axis: str, angle) -> np.ndarray:
+    """(..., 3, 3) float64 rotation about x, y (up; +z towards +x) or z."""
+    return R.axis_rotation(axis, np.asarray(angle, np.float64))
 
 
 def _mirror_rot(rot: np.ndarray) -> np.ndarray:
@@ -366,18 +349,18 @@ def _two_bone_ik(base, target, l1: float, l2: float, pole, max_reach: float, max
     x_axis = np.cross(y_axis, z_axis)
     upper = np.stack([x_axis, y_axis, z_axis], axis=-1)  # columns
     flex = np.arccos(np.clip(np.sum(u * w, -1), -1.0, 1.0))
-    lower = upper @ _rot_x(flex)
+    lower = upper @ _axis_rot("x", flex)
     return upper, lower, end
 
 
 def _spine_rotation(angles: np.ndarray) -> np.ndarray:
     """(T, 3, 3) local rotation of one spine joint from (T, 3) [flex, bend (+left), twist (+left)]."""
-    return _rot_y(angles[:, 2]) @ _rot_x(angles[:, 0]) @ _rot_z(-angles[:, 1])
+    return _axis_rot("y", angles[:, 2]) @ _axis_rot("x", angles[:, 0]) @ _axis_rot("z", -angles[:, 1])
 
 
 def _arm_rotation(angles: np.ndarray, side: str) -> np.ndarray:
     """(T, 3, 3) upper-arm rotation (relative to the chest) from (T, 4) [flex, abduction, twist, elbow]."""
-    rot = _rot_z(angles[:, 1]) @ _rot_x(-angles[:, 0]) @ _rot_y(angles[:, 2])
+    rot = _axis_rot("z", angles[:, 1]) @ _axis_rot("x", -angles[:, 0]) @ _axis_rot("y", angles[:, 2])
     return rot if side == "left" else _mirror_rot(rot)
 
 
@@ -388,7 +371,7 @@ def _realize(track: _Track, rig: _Rig) -> np.ndarray:
     yaw, root_xz, fwd, left = _integrate_root(track)
     ankle_target, foot_yaw, foot_pitch = _plan_feet(track, rig, root_xz, yaw, fwd, left)
 
-    pelvis_rot = _rot_y(yaw) @ _rot_x(track.pelvis[:, 0]) @ _rot_z(track.pelvis[:, 1])  # (T, 3, 3)
+    pelvis_rot = _axis_rot("y", yaw) @ _axis_rot("x", track.pelvis[:, 0]) @ _axis_rot("z", track.pelvis[:, 1])  # (T, 3, 3)
 
     # Pelvis height: as desired, but never so high that a planted foot cannot reach the floor.
     desired = rig.stand_height + track.height  # (T,)
@@ -414,15 +397,15 @@ def _realize(track: _Track, rig: _Rig) -> np.ndarray:
         parent_rot = parent_rot @ _spine_rotation(track.spine * weight)
         rot[:, joint] = parent_rot
     chest = parent_rot
-    rot[:, rig.neck] = chest @ _rot_y(track.neck[:, 1]) @ _rot_x(HEAD_REST_PITCH + track.neck[:, 0])
+    rot[:, rig.neck] = chest @ _axis_rot("y", track.neck[:, 1]) @ _axis_rot("x", HEAD_REST_PITCH + track.neck[:, 0])
     for k, side in enumerate(SIDES):
-        collar = _rot_z(COLLAR_REST + track.collar[:, k])
+        collar = _axis_rot("z", COLLAR_REST + track.collar[:, k])
         rot[:, rig.collars[side]] = chest @ (collar if side == "left" else _mirror_rot(collar))
         arm = track.arm[:, k]
         elbow = np.clip(arm[:, 3], 0.0, ELBOW_MAX_FLEX)
         upper = chest @ _arm_rotation(arm, side)
         rot[:, rig.arms[side].upper] = upper
-        rot[:, rig.arms[side].mid] = upper @ _rot_x(-elbow)
+        rot[:, rig.arms[side].mid] = upper @ _axis_rot("x", -elbow)
 
     # Legs by IK towards the ankle targets; the knee points along heading and foot, a bit up and out.
     for k, side in enumerate(SIDES):
@@ -435,7 +418,7 @@ def _realize(track: _Track, rig: _Rig) -> np.ndarray:
                                           LEG_REACH * (rig.thigh[side] + rig.shin[side]), KNEE_MAX_FLEX)
         rot[:, leg.root] = upper
         rot[:, leg.mid] = lower
-        rot[:, leg.end] = _rot_y(foot_yaw[:, k]) @ _rot_x(foot_pitch[:, k])
+        rot[:, leg.end] = _axis_rot("y", foot_yaw[:, k]) @ _axis_rot("x", foot_pitch[:, k])
 
     joints = np.zeros((n, num_joints, 3))
     joints[:, 0] = root
@@ -1459,10 +1442,7 @@ def build_corpus(out: str | os.PathLike, size: str = "default", num_motions: int
 
     t0 = time.perf_counter()
     tasks = _plan_corpus(num, seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a dataset folder is readable like any other
+    with atomic_folder(out) as tmp:
         for sub in ("new_joints", "new_joint_vecs", "texts"):
             (tmp / sub).mkdir()
         progress = dict(total=num, desc=f"corpus {size}", unit="motion", disable=None, leave=False)
@@ -1476,10 +1456,6 @@ def build_corpus(out: str | os.PathLike, size: str = "default", num_motions: int
                 records = list(tqdm(pool.imap(_build_one, tasks, chunksize=8), **progress))
         records.sort(key=lambda r: r["index"])
         _write_corpus_index(tmp, records, skeleton, size=size, seed=seed)
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     seconds = time.perf_counter() - t0
     stats = corpus_statistics(out, skeleton=skeleton)
     logger.info("built corpus %s: %d motions in %.1f s", out, num, seconds)
@@ -1549,10 +1525,7 @@ def corpus_statistics(root: str | os.PathLike, skeleton: Skeleton | None = None)
         raise FileNotFoundError(f"{root}: dataset folder not found; build one with `adamotion data synth --out {root}`")
     index: dict = {}
     if (root / "corpus.json").is_file():
-        try:
-            index = json.loads((root / "corpus.json").read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{root / 'corpus.json'}: corrupt JSON ({exc}); rebuild the corpus") from exc
+        index = read_json(root / "corpus.json", what="corpus index", fix="rebuild the corpus")
     if skeleton is None:
         skeleton = Skeleton.from_name(index.get("skeleton", HUMANML3D.name))
     splits = {split: _read_split_ids(root, split) for split, _ in SPLIT_FRACTIONS}

@@ -26,6 +26,7 @@ from typing import Sequence
 
 import torch
 
+from adamotion.utils.config import StrictConfig
 from adamotion.utils.serialization import CONFIG_NAME, CheckpointError, load_config, save_folder
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ SAMPLERS = ("ddpm", "ddim")
 
 
 @dataclass
-class SchedulerConfig:
+class SchedulerConfig(StrictConfig):
     num_train_timesteps: int = 50  # T: diffusion steps used at training (and by ancestral sampling)
     beta_schedule: str = "cosine"  # "cosine" (Nichol & Dhariwal 2021) or "linear" (Ho et al. 2020, rescaled to T)
     prediction_type: str = "x0"  # what the model predicts; only "x0" (MDM-style) is implemented
@@ -246,11 +247,7 @@ class DiffusionScheduler:
 
     @classmethod
     def from_config(cls, config: dict) -> "DiffusionScheduler":
-        known = {f.name for f in fields(SchedulerConfig)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ValueError(f"unknown fields {unknown}; known fields are {sorted(known)}")
-        return cls(SchedulerConfig(**config))
+        return cls(SchedulerConfig.from_dict(config, "scheduler config"))
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write ``config.json`` only (a scheduler has no weights)."""

@@ -13,11 +13,9 @@ in servers and worker threads. Every file is written atomically (temporary file,
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -26,7 +24,7 @@ import numpy as np
 
 from adamotion.eval.metrics import mean_ci95, to_numpy
 from adamotion.retrieval.metrics import retrieval_metric_names
-from adamotion.utils.serialization import atomic_write_json, atomic_write_text
+from adamotion.utils.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
 __all__ = ["MetricSpec", "GENERATION_METRICS", "write_report", "merge_reports", "plot_training_curves",
            "format_retrieval_table"]
@@ -63,22 +61,6 @@ GENERATION_METRICS: tuple[MetricSpec, ...] = (
 
 
 # ----------------------------------------------------------------------------- small helpers
-def _atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
-    """Write ``payload`` to a temporary file beside ``path`` and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _new_figure(width: float, height: float):
     """A matplotlib Figure on its own Agg canvas (no pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -90,10 +72,7 @@ def _new_figure(width: float, height: float):
 
 
 def _save_figure_png(figure, out_png: str | os.PathLike) -> Path:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    _atomic_write_bytes(out_png, buffer.getvalue())
-    return Path(out_png)
+    return atomic_write_bytes(out_png, lambda f: figure.savefig(f, format="png"))
 
 
 def _markdown_cell(text: str) -> str:
@@ -212,7 +191,7 @@ def merge_reports(report_dirs: Sequence[str | os.PathLike], out_dir: str | os.Pa
         path = Path(folder) / REPORT_JSON
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no report here; run `adamotion evaluate ... --out {folder}` first")
-        reports.append((path, json.loads(path.read_text(encoding="utf-8"))))
+        reports.append((path, read_json(path, what="evaluation report", fix=f"re-run `adamotion evaluate ... --out {folder}`")))
     first_path, first = reports[0]
     reference = first.get("reference")
     results: dict[str, dict[str, list]] = {}

@@ -93,8 +93,6 @@ import logging
 import math
 import os
 import re
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,8 +101,9 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 import numpy as np
 
 from adamotion.motion import rotations as R
+from adamotion.motion.kinematics import matrix_forward_kinematics
 from adamotion.motion.skeleton import HUMANML3D, Skeleton
-from adamotion.utils.serialization import atomic_write_json, atomic_write_text, replace_dir
+from adamotion.utils.files import atomic_folder, atomic_write_json, atomic_write_text
 
 __all__ = [
     "BvhFormatError",
@@ -498,27 +497,13 @@ def format_bvh(bvh: BvhMotion, *, decimals: int = 6) -> str:
 
 
 # ====================================================================================== forward kinematics
-def _axis_rotation(axis: str, degrees: np.ndarray) -> np.ndarray:
-    """Rotation matrices ``(..., 3, 3)`` about one coordinate axis by ``degrees (...)``."""
-    radians = np.deg2rad(degrees)
-    cos, sin = np.cos(radians), np.sin(radians)
-    one, zero = np.ones_like(cos), np.zeros_like(cos)
-    if axis == "X":
-        rows = [[one, zero, zero], [zero, cos, -sin], [zero, sin, cos]]
-    elif axis == "Y":
-        rows = [[cos, zero, sin], [zero, one, zero], [-sin, zero, cos]]
-    else:
-        rows = [[cos, -sin, zero], [sin, cos, zero], [zero, zero, one]]
-    return np.stack([np.stack(row, -1) for row in rows], -2)
-
-
 def bvh_local_rotations(bvh: BvhMotion) -> np.ndarray:
     """Local rotation matrices ``(F, J, 3, 3)``: each joint's rotation channels composed in listed order."""
     rotations = np.broadcast_to(np.eye(3), (bvh.num_frames, bvh.num_joints, 3, 3)).copy()  # (F, J, 3, 3)
     for joint, (start, channels) in enumerate(zip(bvh.channel_starts.tolist(), bvh.channels)):
         for k, channel in enumerate(channels):
             if channel.endswith("rotation"):
-                rotations[:, joint] = rotations[:, joint] @ _axis_rotation(channel[0], bvh.motion[:, start + k])
+                rotations[:, joint] = rotations[:, joint] @ R.axis_rotation(channel[0], np.deg2rad(bvh.motion[:, start + k]))
     return rotations
 
 
@@ -532,22 +517,6 @@ def bvh_local_translations(bvh: BvhMotion) -> np.ndarray:
     return translations
 
 
-def _forward_kinematics(parents: np.ndarray, local_rotations: np.ndarray,
-                        local_translations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Global rotations ``(F, J, 3, 3)`` and positions ``(F, J, 3)``; parents must precede children."""
-    global_rotations = np.empty_like(local_rotations)  # (F, J, 3, 3)
-    positions = np.empty_like(local_translations)  # (F, J, 3)
-    for joint, parent in enumerate(parents.tolist()):
-        if parent < 0:
-            global_rotations[:, joint] = local_rotations[:, joint]
-            positions[:, joint] = local_translations[:, joint]
-        else:
-            global_rotations[:, joint] = global_rotations[:, parent] @ local_rotations[:, joint]
-            positions[:, joint] = positions[:, parent] + np.einsum(
-                "fij,fj->fi", global_rotations[:, parent], local_translations[:, joint])
-    return global_rotations, positions
-
-
 def bvh_to_global_positions(bvh: BvhMotion, *, include_end_sites: bool = False) -> np.ndarray:
     """World positions ``(F, J, 3)`` (file units, file axes) of every joint by forward kinematics.
 
@@ -559,7 +528,7 @@ def bvh_to_global_positions(bvh: BvhMotion, *, include_end_sites: bool = False) 
 
 def _positions_from_local(bvh: BvhMotion, local_rotations: np.ndarray, local_translations: np.ndarray,
                           include_end_sites: bool) -> np.ndarray:
-    global_rotations, positions = _forward_kinematics(bvh.parents, local_rotations, local_translations)
+    global_rotations, positions = matrix_forward_kinematics(bvh.parents, local_rotations, local_translations)
     if not include_end_sites or len(bvh.end_site_parents) == 0:
         return positions
     owners = bvh.end_site_parents  # (E,)
@@ -903,11 +872,6 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norm, _UNIT_EPS)
 
 
-def _swing_matrices(from_dirs: np.ndarray, to_dirs: np.ndarray) -> np.ndarray:
-    """Minimal rotation matrices ``(..., 3, 3)`` taking unit ``from_dirs`` onto ``to_dirs`` (float64)."""
-    return R.quat_to_matrix(R.qbetween(from_dirs, to_dirs))
-
-
 def _kabsch(rest_dirs: np.ndarray, current_dirs: np.ndarray) -> np.ndarray:
     """Rotations ``(T, 3, 3)`` minimising ``sum_k |R rest_k - current_k|^2``.
 
@@ -991,7 +955,7 @@ def solve_bvh_motion(joints: Any, skeleton: Skeleton = HUMANML3D, fps: float | N
         elif len(kids) == 1:
             kid = kids[0]
             rest_in_world = np.einsum("tij,j->ti", parent_rotation, rest_dirs[kid])  # (T, 3)
-            swing = _swing_matrices(rest_in_world, current_dirs[:, kid])  # (T, 3, 3)
+            swing = R.matrix_between(rest_in_world, current_dirs[:, kid])  # (T, 3, 3)
             global_rotations[:, joint] = swing @ parent_rotation
         else:
             fitted = _kabsch(rest_dirs[kids], current_dirs[:, kids])  # (T, 3, 3)
@@ -1192,9 +1156,7 @@ def import_bvh_dataset(files: Iterable[PathLike], out: PathLike, captions_tsv: P
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out}: already exists and is not empty; choose a new output folder or pass "
                               f"overwrite=True")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    with atomic_folder(out) as tmp:
         for folder in ("new_joints", "new_joint_vecs", "texts"):
             (tmp / folder).mkdir()
         all_features, records = [], []
@@ -1238,9 +1200,5 @@ def import_bvh_dataset(files: Iterable[PathLike], out: PathLike, captions_tsv: P
             "captions_tsv": None if captions_tsv is None else str(captions_tsv),
             "motions": records,
         })
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("imported %d BVH file(s) into %s", len(ids), out)
     return out

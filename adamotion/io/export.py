@@ -10,12 +10,10 @@ sampling steps, skeleton, format version and any ``extra`` settings). It loads w
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
 import os
-import tempfile
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -23,6 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from adamotion.utils.files import atomic_write_bytes
 
 __all__ = ["BUNDLE_FORMAT_VERSION", "save_joints_npy", "save_features_npy", "save_bundle", "load_bundle"]
 
@@ -31,23 +30,6 @@ logger = logging.getLogger(__name__)
 BUNDLE_FORMAT_VERSION = 1
 _METADATA_KEY = "metadata"
 _ARRAY_KEYS = ("features", "joints", "lengths")
-
-
-def _atomic_write_bytes(path: str | os.PathLike, write: Callable[[io.BufferedWriter], None]) -> Path:
-    """Run ``write(file)`` on a temporary file next to ``path``, then move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _check_finite(name: str, array: np.ndarray) -> None:
@@ -76,13 +58,13 @@ def _as_features(features: Any, skeleton: Skeleton, name: str = "features") -> n
 def save_joints_npy(path: str | os.PathLike, joints: Any, *, skeleton: Skeleton = HUMANML3D) -> Path:
     """Save joint positions ``(T, J, 3)`` (or a batch ``(B, T, J, 3)``) as float32 ``.npy``, atomically."""
     array = _as_joints(joints, skeleton)
-    return _atomic_write_bytes(path, lambda handle: np.save(handle, array, allow_pickle=False))
+    return atomic_write_bytes(path, lambda handle: np.save(handle, array, allow_pickle=False))
 
 
 def save_features_npy(path: str | os.PathLike, features: Any, *, skeleton: Skeleton = HUMANML3D) -> Path:
     """Save features ``(T, F)`` (or a batch ``(B, T, F)``) as float32 ``.npy``, atomically."""
     array = _as_features(features, skeleton)
-    return _atomic_write_bytes(path, lambda handle: np.save(handle, array, allow_pickle=False))
+    return atomic_write_bytes(path, lambda handle: np.save(handle, array, allow_pickle=False))
 
 
 def _json_value(value: Any, where: str) -> Any:
@@ -188,7 +170,7 @@ def save_bundle(path: str | os.PathLike, *, prompt: str | Sequence[str], seed: i
     }
     text = json.dumps(metadata, sort_keys=True, ensure_ascii=False)
     arrays[_METADATA_KEY] = np.array(text)  # 0-d unicode array: no pickle needed
-    path = _atomic_write_bytes(path, lambda handle: np.savez(handle, **arrays))
+    path = atomic_write_bytes(path, lambda handle: np.savez(handle, **arrays))
     logger.info("saved bundle %s (%s, seed %d, %s)", path, feature_array.shape, metadata["seed"], checkpoint_id)
     return path
 

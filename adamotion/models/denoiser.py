@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -29,21 +29,30 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from adamotion.utils.config import StrictConfig
 from adamotion.utils.serialization import CONFIG_NAME, CheckpointError, PretrainedMixin
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class DenoiserConfig:
-    feature_dim: int  # F: motion features per frame (Skeleton.feature_dim, 263 for HumanML3D)
-    text_dim: int  # Dt: width of the text encoder's per-token hidden states
+class DenoiserSizes(StrictConfig):
+    """The sizes a run chooses (section ``generator.denoiser`` of the training config)."""
+
     width: int = 256  # D: transformer width
     depth: int = 4  # number of decoder blocks
     heads: int = 4  # attention heads (width must be divisible by heads)
     ff_mult: int = 2  # MLP hidden size = ff_mult * width
-    max_frames: int = HUMANML3D.max_frames  # longest motion the positional table covers
     dropout: float = 0.1  # dropout on attention outputs and MLP (training only)
+
+
+@dataclass(kw_only=True)
+class DenoiserConfig(DenoiserSizes):
+    """Every size of the network: the chosen :class:`DenoiserSizes` plus what data and text encoder fix."""
+
+    feature_dim: int  # F: motion features per frame (Skeleton.feature_dim, 263 for HumanML3D)
+    text_dim: int  # Dt: width of the text encoder's per-token hidden states
+    max_frames: int = HUMANML3D.max_frames  # longest motion the positional table covers
     cond_dropout: float = 0.1  # share of training samples whose text is replaced by the null token (CFG)
 
     def __post_init__(self):
@@ -199,11 +208,7 @@ class MotionDenoiser(PretrainedMixin, nn.Module):
     @classmethod
     def from_config(cls, config: dict) -> "MotionDenoiser":
         config = {k: v for k, v in config.items() if k not in RETIRED_CONFIG_FIELDS}
-        known = {f.name for f in fields(DenoiserConfig)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ValueError(f"unknown denoiser config fields {unknown}; known fields are {sorted(known)}")
-        return cls(DenoiserConfig(**config))
+        return cls(DenoiserConfig.from_dict(config, "denoiser config"))
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu") -> "MotionDenoiser":

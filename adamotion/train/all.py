@@ -14,7 +14,6 @@ interrupted stage resumes from its ``checkpoint/``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -26,11 +25,12 @@ from adamotion.train import METHODS
 from adamotion.train.extractors import ExtractorTrainConfig, train_extractors
 from adamotion.train.generator import GeneratorTrainConfig, train_generator
 from adamotion.train.loop import (
-    config_from_dict, config_to_dict, hardware_summary, read_json_config,
+    hardware_summary, read_json_config,
 )
+from adamotion.utils.config import config_from_dict, config_to_dict
 from adamotion.train.retrieval import TEXT_ENCODER_CHOICES, RetrievalTrainConfig, train_retrieval
 from adamotion.utils.paths import cache_root
-from adamotion.utils.serialization import atomic_write_json
+from adamotion.utils.files import atomic_write_json, json_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class TrainAllConfig:
         return config
 
     def generator_config(self, method: str) -> GeneratorTrainConfig:
-        from adamotion.train.loop import merge_dicts
+        from adamotion.utils.config import merge_dicts
 
         base = config_to_dict(self.generator)
         return GeneratorTrainConfig.from_dict(merge_dicts(base, self.method_overrides.get(method, {})))
@@ -130,7 +130,7 @@ def ensure_corpus(config: CorpusConfig) -> Path:
 
 
 def _fingerprint(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return json_sha256(obj)[:16]
 
 
 def _folder_mb(path: Path) -> float:

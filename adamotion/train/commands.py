@@ -74,7 +74,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _section(args, name: str) -> dict:
-    from adamotion.train.loop import merge_dicts, read_json_config
+    from adamotion.train.loop import read_json_config
+    from adamotion.utils.config import merge_dicts
 
     base = read_json_config(args.config, section=name) if args.config else {}
     loop = {key: value for key, value in (
@@ -95,7 +96,7 @@ def _extractors(args) -> int:
 
 def _generator(args) -> int:
     from adamotion.train.generator import train_generator
-    from adamotion.train.loop import merge_dicts
+    from adamotion.utils.config import merge_dicts
 
     overrides: dict = {}
     for key, value in (("lambda_m", args.lambda_m), ("lambda_t", args.lambda_t), ("lora_lr", args.lora_lr),

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from adamotion.train.loop import (
-    LoopConfig, Trainer, check_data_root, config_from_dict, config_to_dict, export_into, fixed_batches,
+    LoopConfig, Trainer, check_data_root, export_into, fixed_batches,
     open_split, seed_everything, write_run_config,
 )
+from adamotion.utils.config import config_from_dict, config_to_dict
 
 logger = logging.getLogger(__name__)
 

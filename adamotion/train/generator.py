@@ -36,11 +36,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from adamotion.models.denoiser import DenoiserSizes
+from adamotion.text.encoder import LoraSettings
 from adamotion.train import MethodSpec, method_spec
 from adamotion.train.loop import (
-    LoopConfig, Trainer, check_data_root, config_from_dict, config_to_dict, export_into, fixed_batches,
+    LoopConfig, Trainer, check_data_root, export_into, fixed_batches,
     open_split, seed_everything, write_run_config,
 )
+from adamotion.utils.config import config_from_dict, config_to_dict
 
 logger = logging.getLogger(__name__)
 
@@ -52,27 +55,6 @@ SAVE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": t
 
 
 @dataclass
-class DenoiserSizes:
-    """``DenoiserConfig`` fields the run chooses (feature_dim, text_dim, max_frames come from data/encoder)."""
-
-    width: int = 256  # transformer width
-    depth: int = 4  # decoder blocks
-    heads: int = 4  # attention heads
-    ff_mult: int = 2  # MLP hidden = ff_mult * width
-    dropout: float = 0.1  # dropout inside the blocks
-
-
-@dataclass
-class LoraConfig:
-    """LoRA settings of the text encoder (used by methods lora and adaqf)."""
-
-    rank: int = 16  # r (paper: 16 on every adapted layer)
-    alpha: float = 16.0  # update scale numerator (alpha / rank)
-    dropout: float = 0.0  # dropout on the adapter input
-    target_modules: list[str] | None = None  # Linear name suffixes; None = the backbone's (BERT: query,key,value,dense)
-
-
-@dataclass
 class GeneratorTrainConfig:
     """Everything ``train_generator`` needs (section ``generator`` of ``configs/default.json``)."""
 
@@ -81,7 +63,7 @@ class GeneratorTrainConfig:
         checkpoint_every=500, val_every=500))  # optimisation and bookkeeping; loop.lr is the denoiser's lr
     backbone: str = "minilm"  # text backbone spec: "minilm", "clip:<folder>", "hf:<folder>", ...
     denoiser: DenoiserSizes = field(default_factory=DenoiserSizes)  # denoiser sizes
-    lora: LoraConfig = field(default_factory=LoraConfig)  # adapter settings (lora / adaqf)
+    lora: LoraSettings = field(default_factory=LoraSettings)  # adapter settings (lora / adaqf; paper: rank 16)
     lora_lr: float | None = None  # peak lr of the LoRA weights; None = loop.lr
     encoder_lr: float = 1e-5  # peak lr of the backbone weights when method = full
     lambda_m: float = 10.0  # weight of the motion consistency term L_M (paper: 10)
@@ -203,12 +185,11 @@ def load_extractors(extractors_dir, device=None):
 
 
 def build_text_encoder(config: GeneratorTrainConfig, spec: MethodSpec):
-    from adamotion.text.encoder import LoraSettings, TextEncoder
+    from adamotion.text.encoder import TextEncoder
 
     lora = None
     if spec.adapters:
-        lora = LoraSettings(rank=config.lora.rank, alpha=config.lora.alpha, dropout=config.lora.dropout,
-                            target_modules=tuple(config.lora.target_modules) if config.lora.target_modules else None)
+        lora = config.lora
     cache = config.text_cache_size if spec.encoder_mode == "frozen" else 0
     encoder = TextEncoder.from_pretrained(config.backbone, lora=lora, cache_size=max(cache, 1))
     n = encoder.set_trainable(spec.encoder_mode)
@@ -287,8 +268,7 @@ def build_generator(method: str, config: GeneratorTrainConfig, *, meta, extracto
     text_encoder = build_text_encoder(config, spec)
     denoiser = MotionDenoiser(DenoiserConfig(
         feature_dim=feature_dim, text_dim=text_encoder.hidden_size, max_frames=skeleton.max_frames,
-        width=config.denoiser.width, depth=config.denoiser.depth, heads=config.denoiser.heads,
-        ff_mult=config.denoiser.ff_mult, dropout=config.denoiser.dropout, cond_dropout=config.cond_dropout))
+        cond_dropout=config.cond_dropout, **config_to_dict(config.denoiser)))
     scheduler = DiffusionScheduler(num_train_timesteps=config.num_train_timesteps, beta_schedule=config.beta_schedule)
     objective = GeneratorObjective(method=method, config=config, text_encoder=text_encoder, denoiser=denoiser,
                                    scheduler=scheduler, meta=meta, extractors=extractors)

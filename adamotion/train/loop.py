@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from adamotion import __version__
+from adamotion.utils.files import atomic_file, atomic_folder, make_public, read_json
 from adamotion.utils.serialization import CheckpointError, atomic_write_json, load_config, replace_dir
 
 logger = logging.getLogger(__name__)
@@ -109,50 +110,6 @@ RESUME_TOLERANT_KEYS = frozenset({
 })
 
 
-def config_from_dict(cls, data: Mapping[str, Any] | None, where: str = "config"):
-    """Build dataclass ``cls`` from a (possibly partial) dict, recursing into dataclass fields.
-
-    Missing keys keep their defaults; for a nested dataclass field, the defaults of the field's own default
-    instance (so ``{"loop": {"steps": 10}}`` keeps the job's other loop settings). Unknown keys are an error
-    that names the allowed ones (a typo must not be silently ignored).
-    """
-    if data is not None and not isinstance(data, Mapping):
-        raise ValueError(f"{where}: expected a JSON object, got {type(data).__name__}")
-    data = dict(data or {})
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
-    kwargs = {}
-    for name, value in data.items():
-        f = fields[name]
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if dataclasses.is_dataclass(default) and not isinstance(default, type):
-            if not isinstance(value, Mapping):
-                raise ValueError(f"{where}.{name}: expected a JSON object, got {value!r}")
-            # a partial section overrides the field's own defaults (e.g. the job's LoopConfig), not the class's
-            value = config_from_dict(type(default), merge_dicts(config_to_dict(default), value), f"{where}.{name}")
-        elif isinstance(default, tuple) and isinstance(value, list):
-            value = tuple(value)
-        kwargs[name] = value
-    return cls(**kwargs)
-
-
-def config_to_dict(config) -> dict:
-    """Plain JSON-able dict of a (nested) config dataclass."""
-    def convert(obj):
-        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-            return {f.name: convert(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-        if isinstance(obj, (list, tuple)):
-            return [convert(v) for v in obj]
-        if isinstance(obj, dict):
-            return {k: convert(v) for k, v in obj.items()}
-        if isinstance(obj, Path):
-            return str(obj)
-        return obj
-    return convert(config)
-
-
 def read_json_config(path: str | os.PathLike, section: str | None = None) -> dict:
     """Read a JSON config file; with ``section``, return that sub-object when the file has it.
 
@@ -162,26 +119,12 @@ def read_json_config(path: str | os.PathLike, section: str | None = None) -> dic
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: config file not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    data = read_json(path, what="config file", fix="fix the JSON syntax")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object at the top level")
     if section is not None and isinstance(data.get(section), dict):
         return data[section]
     return data
-
-
-def merge_dicts(base: dict, override: Mapping) -> dict:
-    """Recursive dict update returning a new dict (``override`` wins)."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge_dicts(dict(out[key]), value)
-        else:
-            out[key] = value
-    return out
 
 
 # -------------------------------------------------------------------------------------- environment
@@ -393,10 +336,8 @@ class CSVLogger:
             return
         kept = [rows[0]] + [r for r in rows[1:] if r and int(float(r[0])) <= step]
         if len(kept) != len(rows):
-            tmp = self.path.with_suffix(".csv.tmp")
-            with tmp.open("w", newline="", encoding="utf-8") as f:
+            with atomic_file(self.path) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
                 csv.writer(f).writerows(kept)
-            os.replace(tmp, self.path)
 
     def log(self, row: Mapping[str, Any]) -> None:
         if not self.enabled:
@@ -585,8 +526,7 @@ class Trainer:
             return None
         from safetensors.torch import save_file
 
-        tmp = Path(tempfile.mkdtemp(dir=self.run_dir, prefix=f".{CHECKPOINT_DIR}.tmp-"))
-        try:
+        with atomic_folder(self.checkpoint_dir) as tmp:
             save_file({k: v.detach().contiguous().cpu() for k, v in self._trainable_state().items()},
                       str(tmp / "trainable.safetensors"))
             rng = {"torch_cpu": torch.get_rng_state(), "generator": self.generator.get_state().cpu()}
@@ -612,10 +552,6 @@ class Trainer:
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
             }
             (tmp / "config.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
-            replace_dir(tmp, self.checkpoint_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         self.dist.barrier()
         logger.debug("checkpoint at step %d -> %s", self.state.step, self.checkpoint_dir)
         return self.checkpoint_dir
@@ -855,7 +791,7 @@ def export_into(run_dir: str | os.PathLike, save: Callable[[Path], Any]) -> None
         target = tmp_parent / "component"
         save(target)
         for entry in sorted(target.iterdir()):
-            _match_umask(entry)
+            make_public(entry)
             dest = run_dir / entry.name
             if entry.is_dir():
                 replace_dir(entry, dest)
@@ -865,23 +801,10 @@ def export_into(run_dir: str | os.PathLike, save: Callable[[Path], Any]) -> None
         shutil.rmtree(tmp_parent, ignore_errors=True)
 
 
-def _match_umask(path: Path) -> None:
-    """Give ``path`` (recursively) the modes a plain ``mkdir``/``open`` would have had.
-
-    Atomic writers create private temporary files and folders (0600/0700); exported checkpoints must stay
-    readable by whoever serves them (e.g. the demo running as another user).
-    """
-    umask = os.umask(0)
-    os.umask(umask)
-    paths = [path, *path.rglob("*")] if path.is_dir() else [path]
-    for p in paths:
-        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
-
-
 def write_run_config(run_dir: str | os.PathLike, config: dict, name: str = "config.json") -> Path:
     path = Path(run_dir) / name
     atomic_write_json(path, config)
-    _match_umask(path)
+    make_public(path)
     return path
 
 

@@ -23,27 +23,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from adamotion.models.motion_encoder import MotionEncoderSizes
 from adamotion.train.loop import (
-    LoopConfig, Trainer, check_data_root, config_from_dict, config_to_dict, export_into, fixed_batches,
+    LoopConfig, Trainer, check_data_root, export_into, fixed_batches,
     open_split, seed_everything, write_run_config,
 )
+from adamotion.utils.config import config_from_dict, config_to_dict
 
 logger = logging.getLogger(__name__)
 
 RUN_CONFIG_NAME = "train_config.json"  # config.json is the motion encoder's own file
 SUMMARY_NAME = "train_summary.json"
 TEXT_ENCODER_CHOICES = ("vanilla", "ada")
-
-
-@dataclass
-class MotionEncoderSizes:
-    """``MotionEncoderConfig`` fields the run chooses (feature_dim / embed_dim come from data and text encoder)."""
-
-    width: int = 256  # transformer width
-    depth: int = 2  # transformer layers
-    heads: int = 4  # attention heads
-    ff_mult: int = 2  # MLP hidden = ff_mult * width
-    dropout: float = 0.1  # dropout inside the transformer
 
 
 @dataclass
@@ -148,9 +139,8 @@ def train_retrieval(data_root, out_dir, text_encoder: str = "vanilla", pipeline_
     feature_dim = int(np.asarray(meta.mean).shape[-1])
 
     model = RetrievalMotionEncoder(MotionEncoderConfig(
-        feature_dim=feature_dim, embed_dim=encoder.hidden_size, width=config.model.width, depth=config.model.depth,
-        heads=config.model.heads, ff_mult=config.model.ff_mult, dropout=config.model.dropout,
-        max_frames=dataset_skeleton(meta).max_frames, temperature=config.temperature, text_encoder=text_info))
+        feature_dim=feature_dim, embed_dim=encoder.hidden_size, max_frames=dataset_skeleton(meta).max_frames,
+        temperature=config.temperature, text_encoder=text_info, **config_to_dict(config.model)))
     model.set_normalization(meta.mean, meta.std)
     run_config = {"job": "retrieval", "data": str(root), "text_encoder": text_info, **config_to_dict(config)}
     write_run_config(out_dir, run_config, RUN_CONFIG_NAME)

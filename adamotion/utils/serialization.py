@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any
+
+from adamotion.utils.files import atomic_folder, atomic_write_json, atomic_write_text, read_json, replace_dir
+
+__all__ = [
+    "CONFIG_NAME", "WEIGHTS_NAME", "FORMAT_VERSION", "CheckpointError", "PretrainedMixin", "atomic_write_json",
+    "atomic_write_text", "load_config", "load_state_strict", "load_tensors", "replace_dir", "save_folder",
+]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -21,60 +25,12 @@ class CheckpointError(RuntimeError):
     """A checkpoint folder is missing, partial, corrupt or made for another component."""
 
 
-def _public(path: Path) -> None:
-    """mkstemp/mkdtemp create private (0600/0700) entries; saved artefacts are read by other users (servers)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    if path.is_dir():
-        os.chmod(path, 0o777 & ~umask)
-        for child in path.rglob("*"):
-            os.chmod(child, (0o777 if child.is_dir() else 0o666) & ~umask)
-    else:
-        os.chmod(path, 0o666 & ~umask)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        _public(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def replace_dir(tmp_dir: Path, final_dir: Path) -> None:
-    """Move a fully written ``tmp_dir`` into place at ``final_dir`` (old content kept until the swap)."""
-    final_dir = Path(final_dir)
-    _public(Path(tmp_dir))
-    if final_dir.exists():
-        backup = final_dir.with_name(f".{final_dir.name}.old-{os.getpid()}")
-        os.replace(final_dir, backup)
-        os.replace(tmp_dir, final_dir)
-        shutil.rmtree(backup, ignore_errors=True)
-    else:
-        os.replace(tmp_dir, final_dir)
-
-
 def save_folder(directory: str | os.PathLike, component: str, config: dict, tensors: dict | None = None,
                 extra_files: dict[str, dict] | None = None) -> Path:
     """Write ``config.json`` (with ``component`` and format version) and ``model.safetensors`` atomically."""
     from safetensors.torch import save_file
 
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
-    try:
+    with atomic_folder(directory) as tmp:
         full = {"component": component, "format_version": FORMAT_VERSION, **config}
         (tmp / CONFIG_NAME).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         if tensors is not None:
@@ -82,11 +38,7 @@ def save_folder(directory: str | os.PathLike, component: str, config: dict, tens
             save_file(contiguous, str(tmp / WEIGHTS_NAME), metadata={"component": component})
         for name, obj in (extra_files or {}).items():
             (tmp / name).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        replace_dir(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return directory
+    return Path(directory)
 
 
 def load_config(directory: str | os.PathLike, component: str | None = None) -> dict:
@@ -97,10 +49,8 @@ def load_config(directory: str | os.PathLike, component: str | None = None) -> d
     path = directory / CONFIG_NAME
     if not path.is_file():
         raise CheckpointError(f"{path}: missing; this folder is not a saved {component or 'component'}")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path}: corrupt JSON ({exc}); re-save or re-download the checkpoint") from exc
+    config = read_json(path, what="checkpoint config", error=CheckpointError,
+                       fix="re-save or re-download the checkpoint")
     if not isinstance(config, dict):
         raise CheckpointError(f"{path}: expected a JSON object, got {type(config).__name__}")
     if component is not None and config.get("component") != component:
