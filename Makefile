@@ -33,8 +33,8 @@ default-checkpoints: install
 	  --title "Text-to-motion evaluation (procedural test split, held-out phrasings)"
 	.venv/bin/adamotion retrieval-bench --checkpoint checkpoints/default \
 	  --json checkpoints/default/retrieval/retrieval.json --markdown checkpoints/default/retrieval/retrieval.md
-	.venv/bin/adamotion bench --json checkpoints/default/bench.json
+	.venv/bin/python -m app.bench --json checkpoints/default/bench.json
 	.venv/bin/python scripts/model_card.py checkpoints/default --data $(CORPUS)
 
 bench: install
-	.venv/bin/adamotion bench
+	.venv/bin/python -m app.bench

@@ -1,16 +1,16 @@
 """``adamotion bench [SECTION]``: speed measurements, one registered section per subsystem.
 
-Sections register themselves with :func:`bench_section`; ``adamotion bench`` runs every section with its
-default arguments, ``adamotion bench generate --batch 8`` runs one. Each section returns a
-:class:`BenchReport` (a printed table plus machine-readable data for ``--json``).
+Sections register themselves with :func:`bench_section`; running the command without a section runs every
+registered section with its default arguments, ``adamotion bench generate --batch 8`` runs one. Each section
+returns a :class:`BenchReport` (a printed table plus machine-readable data for ``--json``).
 
-Sections defined outside this module are imported from :data:`SECTION_MODULES` when the command is built
-(each such module calls :func:`bench_section` at import).
+This module defines the core sections (``generate``). Higher layers register their own sections into the
+same registry and run it through :func:`main`: ``python -m app.bench`` adds the app and renderer sections
+(the library never imports the app or the renderers to find them).
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import platform
 import statistics
@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 log = logging.getLogger(__name__)
-
-SECTION_MODULES: list[str] = ["renderers.bench", "app.bench"]  # modules that add their own sections
 
 
 # ----------------------------------------------------------------------------- registry
@@ -63,14 +61,8 @@ def bench_section(name: str, help: str, add_arguments: Callable[[argparse.Argume
     return decorate
 
 
-def _load_section_modules() -> None:
-    for module in SECTION_MODULES:
-        importlib.import_module(module)
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    _load_section_modules()
-    bench = sub.add_parser("bench", help="measure speed (generation, ...); without a section runs them all")
+def add_bench_arguments(bench: argparse.ArgumentParser) -> None:
+    """``--json`` and one subcommand per registered section."""
     bench.add_argument("--json", dest="json_all", default=None, help="write every section's results to this file")
     sections = bench.add_subparsers(dest="bench_section", metavar="SECTION")
     for section in SECTIONS.values():
@@ -78,6 +70,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         section.add_arguments(parser)
         parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     bench.set_defaults(func=_run)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    bench = sub.add_parser("bench", help="measure speed of the library (generation); `python -m app.bench` adds the "
+                                         "app and renderer sections; without a section runs them all")
+    add_bench_arguments(bench)
+
+
+def main(argv: list[str] | None = None, prog: str = "adamotion bench") -> int:
+    """Run the registered sections from a command line of their own (``python -m app.bench``)."""
+    import sys
+
+    parser = argparse.ArgumentParser(prog=prog, description="speed measurements; without a section runs them all")
+    add_bench_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:  # the path and the fix, no traceback
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _defaults(section: BenchSection) -> argparse.Namespace:

@@ -1,7 +1,13 @@
-"""``adamotion bench app``: model load time, click-to-playable-video time and peak memory of the real app back end.
+"""``python -m app.bench [SECTION]``: every speed measurement, the app's and the renderers' included.
 
-The reference in the same run is the naive path for the same request: two-pass guidance and the matplotlib
-``FuncAnimation`` renderer, one clip per encoder.
+This module is where the top layer registers its sections into :mod:`adamotion.bench`'s registry:
+
+* ``app``: model load time, click-to-playable-video time and peak memory of the real app back end. The
+  reference in the same run is the naive path for the same request: two-pass guidance and the matplotlib
+  ``FuncAnimation`` renderer, one clip per encoder.
+* ``render``: the torch-free renderers' frames per second (:func:`renderers.bench.benchmark_renderers`).
+
+The library's own sections (``generate``) run too; ``python -m app.bench --json bench.json`` writes them all.
 """
 from __future__ import annotations
 
@@ -15,7 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from adamotion.bench import BenchReport, bench_section, generate_two_pass
+if __package__ in (None, ""):  # run as a file
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from adamotion import bench as core_bench  # noqa: E402
+from adamotion.bench import BenchReport, bench_section, generate_two_pass  # noqa: E402
+from renderers import bench as render_bench  # noqa: E402
 
 PROMPT = "a person walks forward, then turns left and waves"
 
@@ -110,3 +121,25 @@ def bench_app(args) -> BenchReport:
     studio.workspaces.close()
     return BenchReport(title=f"bench app: {args.checkpoint}", rows=rows, data=data,
                        notes=["click-to-video = both generations, evaluator scores, three mp4 renders and the downloads"])
+
+
+@bench_section("render", "skeleton / matplotlib / mesh video rendering frames per second", render_bench.add_arguments)
+def bench_render(args) -> BenchReport:
+    summary = render_bench.benchmark_renderers(args.frames, size=tuple(args.size), out_dir=args.out_dir,
+                                               include_naive=not args.skip_naive, include_mesh=not args.skip_mesh,
+                                               verbose=False)
+    rows = [(name, f"{row['fps']:.1f} frames/s ({row['seconds']:.2f} s wall, {row['fps_per_cpu_second']:.1f} frames "
+                   "per CPU-s)") for name, row in summary["results"].items()]
+    if summary["speedup_fast_vs_naive"]:
+        rows.append(("fast / naive skeleton renderer", f"{summary['speedup_fast_vs_naive']:.1f}x"))
+    load = ", ".join(f"{v:.1f}" for v in summary["load_average"])
+    return BenchReport(title=f"renderers: {args.frames} frames at {args.size[0]}x{args.size[1]}", rows=rows,
+                       notes=[f"{summary['cpus']} CPUs, load average {load} during the run"], data=summary)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return core_bench.main(argv, prog="python -m app.bench")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -234,7 +234,7 @@ class Studio:
 
         report(0.0, "generating with both encoders")
         # The two samplers run at once: batch-1 denoiser steps leave most of a 2-core CPU idle, so two threads
-        # finish both in ~0.55x the sequential time (`adamotion bench app`). The shared text encoder is locked.
+        # finish both in ~0.55x the sequential time (`python -m app.bench app`). The shared text encoder is locked.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="generate") as pool:
             ada_job = pool.submit(self.adapted, [prompt], encoder="ada", **common,
                                   progress=lambda i, n: step_done("ada", i, n))
@@ -307,6 +307,8 @@ class Studio:
             return [float("nan")] * len(features), [0] * len(features)
         import torch
 
+        from adamotion.eval.metrics import retrieval_rank
+
         with torch.inference_mode():
             pool = [prompt] + (self.gallery.distractor_captions(31, exclude=prompt) if self.gallery else [])
             text_emb = self.evaluator.encode_text(pool).float()  # (P, D)
@@ -318,7 +320,7 @@ class Studio:
                 dist = torch.cdist(motion_emb, text_emb)[0]  # (P,)
                 cos = torch.nn.functional.cosine_similarity(motion_emb, text_emb[:1]).item()
                 sims.append(round(cos, 4))
-                ranks.append(int((dist < dist[0]).sum().item()) + 1)
+                ranks.append(int(retrieval_rank(dist.numpy(), dist[0].numpy())))  # ties count against the prompt
         return sims, ranks
 
     # -- retrieval

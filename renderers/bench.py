@@ -166,7 +166,7 @@ def _parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=196, help="clip length in frames (default 196 = 9.8 s)")
     parser.add_argument("--size", type=_parse_size, default=(640, 480), help="WIDTHxHEIGHT of each video (default 640x480)")
     parser.add_argument("--out-dir", default=None, help="keep the rendered videos in this folder")
@@ -174,32 +174,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-mesh", action="store_true", help="do not run the pyrender capsule renderer")
 
 
-def _run_section(args: argparse.Namespace):
-    """``adamotion bench render``: the same measurement as a :class:`adamotion.bench.BenchReport`."""
-    from adamotion.bench import BenchReport
-
-    summary = benchmark_renderers(args.frames, size=tuple(args.size), out_dir=args.out_dir,
-                                  include_naive=not args.skip_naive, include_mesh=not args.skip_mesh, verbose=False)
-    rows = [(name, f"{row['fps']:.1f} frames/s ({row['seconds']:.2f} s wall, {row['fps_per_cpu_second']:.1f} frames per CPU-s)")
-            for name, row in summary["results"].items()]
-    if summary["speedup_fast_vs_naive"]:
-        rows.append(("fast / naive skeleton renderer", f"{summary['speedup_fast_vs_naive']:.1f}x"))
-    load = ", ".join(f"{v:.1f}" for v in summary["load_average"])
-    return BenchReport(title=f"renderers: {args.frames} frames at {args.size[0]}x{args.size[1]}", rows=rows,
-                       notes=[f"{summary['cpus']} CPUs, load average {load} during the run"], data=summary)
-
-
-try:  # registers the section when `adamotion bench` lists "renderers.bench" in its SECTION_MODULES
-    from adamotion.bench import bench_section
-
-    bench_section("render", "skeleton / matplotlib / mesh video rendering frames per second", _add_arguments)(_run_section)
-except ImportError:  # pragma: no cover - renderers used without the adamotion CLI
-    pass
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m renderers.bench", description=__doc__.splitlines()[0])
-    _add_arguments(parser)
+    add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     benchmark_renderers(args.frames, size=tuple(args.size), out_dir=args.out_dir,

@@ -6,7 +6,7 @@ Usage::
 
 Reads ``training_summary.json`` (configuration, stage times, hardware), ``eval/report.json`` and ``eval/report.md``
 (``adamotion evaluate``), ``retrieval/retrieval.json`` and ``.md`` (``adamotion retrieval-bench``), ``bench.json``
-(``adamotion bench``) and, with ``--data``, the corpus's ``corpus.json``. Every number in the card comes from one
+(``python -m app.bench``) and, with ``--data``, the corpus's ``corpus.json``. Every number in the card comes from one
 of those files; the verdict lines compare the adapted and the baseline rows and say whether their 95% intervals
 overlap, so the card cannot claim more than the measurements show.
 """
@@ -196,7 +196,7 @@ def build_card(checkpoint: Path, data: Path | None) -> str:
     if bench:
         env = bench.get("environment", {})
         out += ["", "## Speed (this machine)", "",
-                f"`adamotion bench` on a {env.get('machine', '?')} CPU with {env.get('threads', '?')} torch threads "
+                f"`python -m app.bench` on a {env.get('machine', '?')} CPU with {env.get('threads', '?')} torch threads "
                 f"(torch {env.get('torch', '?')}, Python {env.get('python', '?')}); no GPU was used."]
         out += [""] + speed_targets(bench)
         for name, section in bench.items():

@@ -520,10 +520,10 @@ def test_parse_args_reads_environment_and_flags_win(monkeypatch, tmp_path, capsy
 
 
 def test_bench_app_times_fresh_starts_and_clicks(tiny_checkpoint, tmp_path, capsys):
-    from adamotion.cli import main
+    from app.bench import main
 
     out = tmp_path / "bench.json"
-    code = main(["bench", "app", "--checkpoint", str(tiny_checkpoint), "--seconds", "2", "--repeats", "1",
+    code = main(["app", "--checkpoint", str(tiny_checkpoint), "--seconds", "2", "--repeats", "1",
                  "--no-reference", "--json", str(out)])
     assert code == 0
     printed = capsys.readouterr().out

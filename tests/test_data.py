@@ -14,9 +14,10 @@ from adamotion.data import captions as cap
 from adamotion.data.humanml3d import MotionTextDataset, collate_motion_text, load_split_ids, read_captions
 from adamotion.data.meta import DatasetMeta
 from adamotion.data.synthetic import (
-    FAMILIES, build_corpus, corpus_statistics, generate_motion, min_foot_height, skating_counts, skating_ratio,
+    FAMILIES, build_corpus, corpus_statistics, generate_motion, skating_counts,
 )
 from adamotion.motion.features import canonicalize_joints, features_from_joints, mirror_joints
+from adamotion.motion.physics import min_foot_height, skating_ratio
 from adamotion.motion.skeleton import HUMANML3D as SK
 from adamotion.utils.serialization import CheckpointError
 
@@ -174,6 +175,19 @@ def test_sit_down_bends_knees_and_lowers_hips():
     assert min_foot_height(joints, SK) > -1e-4
 
 
+def test_group_std_shares_one_value_per_feature_group():
+    from adamotion.data.meta import group_std
+
+    per_dim = np.arange(1, SK.feature_dim + 1, dtype=np.float64)
+    per_dim[SK.feature_slices["root_y"]] = 0.0  # a constant group gets std 1, not 0
+    out = group_std(per_dim, SK)
+    for name, columns in SK.feature_slices.items():
+        expected = 1.0 if name == "root_y" else per_dim[columns].mean()
+        np.testing.assert_allclose(out[columns], expected)
+    with pytest.raises(ValueError, match="shape"):
+        group_std(per_dim[:-1], SK)
+
+
 def test_skating_ratio_detects_sliding():
     joints = generate_motion(np.random.default_rng(2), plan=["squat"]).joints.copy()
     assert skating_ratio(joints, SK) == 0.0
@@ -181,7 +195,7 @@ def test_skating_ratio_detects_sliding():
     slide[:, :, 0] += np.arange(len(slide))[:, None] * 0.04  # whole body glides 4 cm per frame, feet on floor
     assert skating_ratio(slide, SK) == 1.0
     assert skating_ratio(slide, SK, fps=10.0) == 0.0  # 4 cm per frame at 10 fps is below 5 cm
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match="5 joints but skeleton 'humanml3d' has 22"):
         skating_ratio(joints[:, :5], SK)
 
 

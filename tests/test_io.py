@@ -19,13 +19,12 @@ from adamotion.io.bvh import (
     BvhFormatError,
     bvh_to_global_positions,
     format_bvh,
-    import_bvh_dataset,
     load_bvh_joints,
     load_bvh_motion,
     parse_bvh,
-    read_captions_tsv,
     write_bvh,
 )
+from adamotion.data.bvh_import import import_bvh_dataset, read_captions_tsv
 from adamotion.data.captions import format_caption_line
 from adamotion.io.export import load_bundle, save_bundle, save_features_npy, save_joints_npy
 from adamotion.motion.features import features_from_joints, joints_from_features

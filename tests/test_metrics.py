@@ -15,7 +15,8 @@ from adamotion.eval.metrics import (
     r_precision,
     skating_ratio,
 )
-from adamotion.eval.report import format_retrieval_table, plot_training_curves, write_report
+from adamotion.eval.report import plot_training_curves, write_report
+from adamotion.retrieval.report import format_retrieval_table
 from adamotion.motion.skeleton import HUMANML3D, KIT
 from adamotion.retrieval.index import EmbeddingIndex, build_or_load_index, checksum_paths
 from adamotion.retrieval.metrics import retrieval_metric_names, retrieval_metrics
@@ -130,32 +131,47 @@ def _slide(joints: np.ndarray, foot: tuple[int, ...], step_m: float, frames: sli
     return out
 
 
+def test_retrieval_rank_counts_ties_against_the_true_item():
+    """One rank rule for R-precision and the app's score: 1 + the other candidates at least as near."""
+    from adamotion.eval.metrics import retrieval_rank
+
+    assert retrieval_rank([0.5, 0.2, 0.9], 0.5).item() == 2
+    assert retrieval_rank([0.5, 0.5, 0.2, 0.9], 0.5).item() == 3  # a tie counts against the true caption
+    assert retrieval_rank([0.1, 0.2, 0.9], 0.1).item() == 1
+    distances = np.array([[[0.1, 0.3], [0.3, 0.3]]])  # (B=1, pool=2, pool=2), true captions on the diagonal
+    np.testing.assert_array_equal(retrieval_rank(distances, np.diagonal(distances, axis1=1, axis2=2)), [[1, 2]])
+    # r_precision uses the same rule: a motion tied with another caption is not a top-1 hit
+    text = np.array([[0.0, 0.0], [2.0, 0.0]])
+    motion = np.array([[0.0, 0.0], [1.0, 0.0]])  # motion 1 is equally far (1.0) from both captions
+    np.testing.assert_allclose(r_precision(text, motion, pool=2, top_k=2, shuffle=False), [0.5, 1.0])
+
+
 def test_skating_ratio_sliding_foot_on_the_ground():
     standing = _standing_clip()
-    assert skating_ratio(standing) == 0.0
+    assert skating_ratio(standing, HUMANML3D) == 0.0
     fast = _slide(standing, HUMANML3D.feet_left, 0.03)  # 3 cm/frame > 2.5 cm at 20 fps
-    assert skating_ratio(fast) == 1.0
+    assert skating_ratio(fast, HUMANML3D) == 1.0
     slow = _slide(standing, HUMANML3D.feet_left, 0.01)  # 1 cm/frame: normal contact drift
-    assert skating_ratio(slow) == 0.0
+    assert skating_ratio(slow, HUMANML3D) == 0.0
     lifted = fast.copy()
     lifted[:, list(HUMANML3D.feet_left), 1] = 0.06  # same speed, 6 cm above the floor: swinging, not skating
-    assert skating_ratio(lifted) == 0.0
+    assert skating_ratio(lifted, HUMANML3D) == 0.0
     half = _slide(standing, HUMANML3D.feet_right, 0.03, frames=slice(0, 6))  # slides during 5 of 10 steps
-    assert skating_ratio(half) == pytest.approx(0.5)
+    assert skating_ratio(half, HUMANML3D) == pytest.approx(0.5)
     up_only = standing.copy()
     up_only[:, list(HUMANML3D.feet_left), 1] = np.linspace(0.0, 0.049, 11)[:, None]  # vertical motion only
-    assert skating_ratio(up_only) == 0.0
+    assert skating_ratio(up_only, HUMANML3D) == 0.0
 
 
 def test_skating_threshold_scales_with_fps():
     fast = _slide(_standing_clip(), HUMANML3D.feet_left, 0.03)  # 3 cm/frame
-    assert skating_ratio(fast, fps=20) == 1.0
-    assert skating_ratio(fast, fps=10) == 0.0  # at 10 fps 3 cm/frame is 0.3 m/s < 0.5 m/s
+    assert skating_ratio(fast, HUMANML3D, fps=20) == 1.0
+    assert skating_ratio(fast, HUMANML3D, fps=10) == 0.0  # at 10 fps 3 cm/frame is 0.3 m/s < 0.5 m/s
     slow = _slide(_standing_clip(), HUMANML3D.feet_left, 0.015)
-    assert skating_ratio(slow, fps=20) == 0.0
-    assert skating_ratio(slow, fps=40) == 1.0  # 1.5 cm/frame at 40 fps is 0.6 m/s
+    assert skating_ratio(slow, HUMANML3D, fps=20) == 0.0
+    assert skating_ratio(slow, HUMANML3D, fps=40) == 1.0  # 1.5 cm/frame at 40 fps is 0.6 m/s
     kit = _slide(_standing_clip(skeleton=KIT), KIT.feet_right, 0.03, frames=slice(0, 6))
-    assert skating_ratio(kit, skeleton=KIT) == 0.0  # KIT's 12.5 fps: threshold 4 cm/frame
+    assert skating_ratio(kit, KIT) == 0.0  # KIT's 12.5 fps: threshold 4 cm/frame
 
 
 def test_skating_ratio_padded_batch_with_lengths_and_mask():
@@ -164,15 +180,15 @@ def test_skating_ratio_padded_batch_with_lengths_and_mask():
     padded[6:] = sliding[6:] + 5.0 * np.array([1.0, 0.0, 0.0])  # garbage padding after 6 real frames
     padded[6:, :, 1] = 0.0
     batch = np.stack([sliding, padded])  # (B=2, T=11, J, 3)
-    np.testing.assert_allclose(skating_ratio(batch, lengths=[11, 6], reduce="none"), [1.0, 0.0])
+    np.testing.assert_allclose(skating_ratio(batch, HUMANML3D, lengths=[11, 6], reduce="none"), [1.0, 0.0])
     mask = np.arange(11)[None, :] < np.array([[11], [6]])
-    np.testing.assert_allclose(skating_ratio(batch, mask=mask, reduce="none"), [1.0, 0.0])
-    assert skating_ratio(batch, lengths=[11, 6]) == pytest.approx(0.5)
-    assert skating_ratio(batch, reduce="none")[1] > 0  # without lengths the padding counts
+    np.testing.assert_allclose(skating_ratio(batch, HUMANML3D, mask=mask, reduce="none"), [1.0, 0.0])
+    assert skating_ratio(batch, HUMANML3D, lengths=[11, 6]) == pytest.approx(0.5)
+    assert skating_ratio(batch, HUMANML3D, reduce="none")[1] > 0  # without lengths the padding counts
     with pytest.raises(ValueError, match="fewer than 2 valid frames"):
-        skating_ratio(batch, lengths=[11, 1])
+        skating_ratio(batch, HUMANML3D, lengths=[11, 1])
     with pytest.raises(ValueError, match="skeleton"):
-        skating_ratio(batch[:, :, :21])
+        skating_ratio(batch[:, :, :21], HUMANML3D)
 
 
 # ============================================================================ retrieval metrics

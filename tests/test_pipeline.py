@@ -321,7 +321,7 @@ def test_every_command_prints_its_help(capsys):
                     yield from commands(child, prefix + (name,))
 
     found = [()] + list(commands(build_parser()))
-    assert {("evaluate",), ("retrieve",), ("retrieval-bench",), ("train", "all"), ("bench", "app")} <= set(found)
+    assert {("evaluate",), ("retrieve",), ("retrieval-bench",), ("train", "all"), ("bench", "generate")} <= set(found)
     for command in found:
         with pytest.raises(SystemExit) as exited:
             main([*command, "--help"])

@@ -14,9 +14,8 @@ import torch
 from adamotion.train import METHODS
 from adamotion.train.all import TrainAllConfig, train_all
 from adamotion.train.generator import GeneratorTrainConfig, build_generator, load_extractors, train_generator
-from adamotion.train.loop import (
-    EpochBatchSampler, LoopConfig, config_from_dict, lr_multiplier, read_log,
-)
+from adamotion.train.loop import EpochBatchSampler, LoopConfig, lr_multiplier, read_log
+from adamotion.utils.config import config_from_dict
 from adamotion.train.retrieval import train_retrieval
 from adamotion.utils.serialization import CheckpointError
 

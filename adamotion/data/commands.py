@@ -46,7 +46,7 @@ def _stats(args) -> int:
 
 
 def _import_bvh(args) -> int:
-    from adamotion.io.bvh import import_bvh_dataset
+    from adamotion.data.bvh_import import import_bvh_dataset
 
     out = import_bvh_dataset(args.files, args.out, captions_tsv=args.captions, name_map=args.name_map, scale=args.scale)
     print(f"wrote dataset to {out}")

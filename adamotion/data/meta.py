@@ -7,6 +7,7 @@ The evaluator models keep their own statistics; never mix the two.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +19,31 @@ from adamotion.motion.skeleton import HUMANML3D, Skeleton
 from adamotion.utils.files import read_json
 from adamotion.utils.serialization import CheckpointError, load_config, load_tensors, save_folder
 
+log = logging.getLogger(__name__)
+
 COMPONENT = "dataset_meta"
 DEFAULT_NORMALIZATION = "mean/std read from the dataset's Mean.npy/Std.npy"
+CONSTANT_GROUP_STD = 1e-6  # a feature group whose mean std is below this is constant; its std becomes 1
+
+
+def group_std(per_dim_std: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    """(F,) std with every feature group of ``skeleton.feature_slices`` set to its mean per-dimension std.
+
+    Used for the ``Std.npy`` of every dataset this project writes (procedural corpora, BVH imports), so a
+    group's dimensions are normalised alike; a constant group gets std 1 (with a warning) instead of 0.
+    """
+    per_dim_std = np.asarray(per_dim_std)
+    if per_dim_std.shape != (skeleton.feature_dim,):
+        raise ValueError(f"per_dim_std must have shape ({skeleton.feature_dim},) for {skeleton.name}, "
+                         f"got {per_dim_std.shape}")
+    out = np.empty_like(per_dim_std)
+    for name, columns in skeleton.feature_slices.items():
+        value = float(per_dim_std[columns].mean())
+        if value < CONSTANT_GROUP_STD:
+            log.warning("feature group %s is constant over the dataset; its std is set to 1", name)
+            value = 1.0
+        out[columns] = value
+    return out
 
 
 @dataclass

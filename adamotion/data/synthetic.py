@@ -41,7 +41,9 @@ from typing import Callable
 import numpy as np
 
 from adamotion.data import captions as cap
+from adamotion.data.meta import group_std
 from adamotion.motion import rotations as R
+from adamotion.motion.physics import min_foot_height, skating_transitions
 from adamotion.motion.skeleton import HUMANML3D, Skeleton
 from adamotion.utils.files import atomic_folder, atomic_write_json, read_json
 
@@ -49,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "FAMILIES", "SIZES", "CorpusReport", "CorpusStats", "SyntheticMotion", "build_corpus", "corpus_statistics",
-    "generate_motion", "min_foot_height", "sample_plan", "skating_counts", "skating_ratio",
+    "generate_motion", "sample_plan", "skating_counts",
 ]
 
 GENERATOR_VERSION = 1
@@ -67,7 +69,6 @@ TOE_OFF_PITCH = math.radians(35.0)  # toe down at push-off (foot pivots about th
 COLLAR_REST = math.radians(150.0)  # collar -> shoulder segment points up and out
 HEAD_REST_PITCH = math.radians(-60.0)  # neck -> head segment points up and forward
 SPINE_WEIGHTS = (0.3, 0.35, 0.35)  # share of the spine angles taken by spine1, spine2, spine3
-SKATING_REFERENCE_FPS = 20.0  # the skating-ratio distance threshold is defined per frame at 20 fps
 
 SIDES = ("left", "right")
 _MIRROR_X = np.diag([-1.0, 1.0, 1.0])
@@ -1205,44 +1206,6 @@ def _rig_for(skeleton: Skeleton) -> _Rig:
 
 
 # ==============================================================================================
-# Kinematic quality measures
-# ==============================================================================================
-def skating_counts(joints: np.ndarray, skeleton: Skeleton = HUMANML3D, fps: float | None = None,
-                   height: float = 0.05, dist: float = 0.025) -> tuple[int, int]:
-    """(skating frame steps, all frame steps) of one motion; see :func:`skating_ratio`."""
-    joints = np.asarray(joints, np.float64)
-    if joints.ndim != 3 or joints.shape[1] != skeleton.num_joints or joints.shape[2] != 3:
-        raise ValueError(f"expected joints of shape (T, {skeleton.num_joints}, 3), got {joints.shape}")
-    if len(joints) < 2:
-        return 0, 0
-    fps = float(skeleton.fps if fps is None else fps)
-    step_limit = dist * SKATING_REFERENCE_FPS / fps  # metres per frame at this fps
-    feet = joints[:, list(skeleton.foot_joints)]  # (T, 4, 3)
-    low = feet[:, :, 1] < height  # (T, 4)
-    in_contact = low[:-1] & low[1:]  # (T-1, 4) near the floor at both ends of the step
-    moved = np.linalg.norm(feet[1:, :, [0, 2]] - feet[:-1, :, [0, 2]], axis=-1) > step_limit  # (T-1, 4)
-    skating = np.any(in_contact & moved, axis=1)  # (T-1,)
-    return int(skating.sum()), int(skating.size)
-
-
-def skating_ratio(joints: np.ndarray, skeleton: Skeleton = HUMANML3D, fps: float | None = None,
-                  height: float = 0.05, dist: float = 0.025) -> float:
-    """Share of frame steps in which a foot slides while in contact.
-
-    A step t -> t+1 skates when any foot joint (``skeleton.foot_joints``: heels/ankles and toes) is
-    below ``height`` metres at both t and t+1 yet moves more than ``dist`` metres horizontally; ``dist``
-    is per frame at 20 fps (0.5 m/s) and is rescaled for other frame rates. ``joints`` (T, J, 3), y up.
-    """
-    skating, total = skating_counts(joints, skeleton, fps, height, dist)
-    return skating / total if total else 0.0
-
-
-def min_foot_height(joints: np.ndarray, skeleton: Skeleton = HUMANML3D) -> float:
-    """Lowest height of any foot joint over the motion (negative = through the floor)."""
-    return float(np.asarray(joints)[:, list(skeleton.foot_joints), 1].min())
-
-
-# ==============================================================================================
 # Corpus: build and statistics
 # ==============================================================================================
 @dataclass
@@ -1396,18 +1359,6 @@ def _plan_corpus(num_motions: int, seed: int) -> list[tuple[int, str, str]]:
     return [(i, str(split_of[i]), primaries[i]) for i in range(num_motions)]
 
 
-def _group_std(std: np.ndarray, skeleton: Skeleton) -> np.ndarray:
-    """Std averaged within each feature group (every group shares one value)."""
-    out = np.empty_like(std)
-    for name, sl in skeleton.feature_slices.items():
-        value = float(std[sl].mean())
-        if value < 1e-6:
-            logger.warning("feature group %s is constant in the training split; its std is set to 1", name)
-            value = 1.0
-        out[sl] = value
-    return out
-
-
 NORMALIZATION_NOTE = ("Mean: per dimension over the training split (mirrors included). Std: per-dimension std "
                       "averaged within each feature group (root_rot_vel, root_lin_vel, root_y, ric, rot, vel, "
                       "contacts); no further group scaling.")
@@ -1477,7 +1428,7 @@ def _write_corpus_index(root: Path, records: list[dict], skeleton: Skeleton, *, 
     mean = total / frames
     std = np.sqrt(np.maximum(total_sq / frames - mean ** 2, 0.0))
     np.save(root / "Mean.npy", mean.astype(np.float32))
-    np.save(root / "Std.npy", _group_std(std, skeleton).astype(np.float32))
+    np.save(root / "Std.npy", group_std(std, skeleton).astype(np.float32))
     skating = sum(r["skating"][0] for r in records)
     steps = sum(r["skating"][1] for r in records)
     families: dict[str, int] = {}
@@ -1507,6 +1458,15 @@ def _write_corpus_index(root: Path, records: list[dict], skeleton: Skeleton, *, 
     }
     atomic_write_json(root / "corpus.json", index)
     os.chmod(root / "corpus.json", 0o644)
+
+
+def skating_counts(joints: np.ndarray, skeleton: Skeleton) -> tuple[int, int]:
+    """(skating frame transitions, all frame transitions) of one motion, for ratios pooled over a corpus;
+    the detector is :func:`adamotion.motion.physics.skating_transitions`."""
+    if len(joints) < 2:
+        return 0, 0
+    skating, valid = skating_transitions(joints, skeleton)  # (1, T-1) each
+    return int(skating.sum()), int(valid.sum())
 
 
 def _read_split_ids(root: Path, split: str) -> list[str]:

@@ -80,11 +80,11 @@ def _pad_joints(joints: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return out, np.array([j.shape[0] for j in joints])
 
 
-def load_eval_pairs(data_root: str | Path, split: str) -> list[dict]:
-    """(caption, un-normalised features, length) for every caption of ``split``."""
+def load_eval_pairs(data_root: str | Path, split: str, meta) -> list[dict]:
+    """(caption, un-normalised features, length) for every caption of ``split`` of a dataset with ``meta``."""
     from adamotion.data.humanml3d import MotionTextDataset
 
-    dataset = MotionTextDataset(data_root, split, normalize=False, random_crop=False)
+    dataset = MotionTextDataset(data_root, split, skeleton=meta.skeleton, meta=meta, normalize=False, random_crop=False)
     pairs = []
     for i in range(len(dataset)):
         item = dataset[i]
@@ -118,9 +118,16 @@ def _generate(target: EvalTarget, captions: list[str], lengths: list[int], seed:
 def evaluate(targets: list[EvalTarget], data_root: str | Path, evaluator, config: EvalConfig = EvalConfig(),
              include_ground_truth: bool = True) -> dict[str, dict[str, list]]:
     """Run the protocol; returns ``{row name: {metric: [value per repeat]}}`` (ground truth first)."""
+    from adamotion.data.meta import DatasetMeta
     from adamotion.motion.features import joints_from_features
 
-    pairs = load_eval_pairs(data_root, config.split)
+    meta = DatasetMeta.from_dataset_root(data_root)
+    skeleton = meta.skeleton
+    for target in targets:
+        if target.pipeline.skeleton.name != skeleton.name:
+            raise ValueError(f"{target.name}: generates {target.pipeline.skeleton.name} motion but {data_root} holds "
+                             f"{skeleton.name}; evaluate a pipeline trained on this dataset")
+    pairs = load_eval_pairs(data_root, config.split, meta)
     num_pairs = min(config.num_pairs, len(pairs)) // M.R_PRECISION_POOL * M.R_PRECISION_POOL
     real_features = [p["features"] for p in pairs]
     log.info("embedding %d real motions with the evaluator", len(real_features))
@@ -146,9 +153,9 @@ def evaluate(targets: list[EvalTarget], data_root: str | Path, evaluator, config
 
             if include_ground_truth:
                 gt_emb = real_emb[chosen]
-                gt_joints = [joints_from_features(pairs[i]["features"]) for i in chosen]
+                gt_joints = [joints_from_features(pairs[i]["features"], skeleton) for i in chosen]
                 _record(results["ground truth"], real_emb, gt_emb, text_emb, gt_joints, None,
-                        np.random.default_rng(metric_seed))
+                        np.random.default_rng(metric_seed), skeleton)
             mm_chosen = chosen[: config.mm_captions]
             for target in targets:
                 seed = config.seed + 1000 * repeat
@@ -159,7 +166,7 @@ def evaluate(targets: list[EvalTarget], data_root: str | Path, evaluator, config
                 mm_features, _ = _generate(target, mm_captions, mm_lengths, seed + 500, config)
                 mm_emb = _embed_motions(evaluator, mm_features).reshape(len(mm_chosen), config.mm_samples, -1)
                 _record(results[target.name], real_emb, gen_emb, text_emb, gen_joints, mm_emb,
-                        np.random.default_rng(metric_seed))
+                        np.random.default_rng(metric_seed), skeleton)
                 bar.update()
                 elapsed = time.time() - started
                 bar.set_postfix(eta=f"{elapsed / bar.n * (total - bar.n):.0f}s")
@@ -168,7 +175,7 @@ def evaluate(targets: list[EvalTarget], data_root: str | Path, evaluator, config
     return results
 
 
-def _record(row: dict, real_emb, gen_emb, text_emb, joints, mm_emb, rng) -> None:
+def _record(row: dict, real_emb, gen_emb, text_emb, joints, mm_emb, rng, skeleton) -> None:
     row["fid"].append(M.frechet_distance(real_emb, gen_emb))
     row["r_precision"].append(M.r_precision(text_emb, gen_emb, top_k=3, rng=rng).tolist())
     row["mm_dist"].append(M.mm_distance(text_emb, gen_emb))
@@ -176,7 +183,7 @@ def _record(row: dict, real_emb, gen_emb, text_emb, joints, mm_emb, rng) -> None
     if mm_emb is not None:
         row["multimodality"].append(M.multimodality(mm_emb, pairs=min(M.MULTIMODALITY_PAIRS, mm_emb.shape[1] - 1), rng=rng))
     padded, lengths = _pad_joints(joints)
-    row["skating_ratio"].append(float(M.skating_ratio(padded, lengths=lengths)))
+    row["skating_ratio"].append(float(M.skating_ratio(padded, skeleton, lengths=lengths)))
 
 
 def run_evaluation(checkpoints: list[str], data_root: str | Path, out_dir: str | Path, *, evaluator_dir: str | None = None,

@@ -26,7 +26,11 @@ from typing import Any
 import numpy as np
 from scipy import linalg
 
-from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from adamotion.motion.physics import (  # the physical metrics live below data and eval alike
+    SKATING_DISTANCE_M, SKATING_HEIGHT_M, SKATING_REFERENCE_FPS, UP_AXIS, skating_ratio,
+    valid_frames as _valid_frames,  # noqa: F401 (for metrics added next to skating_ratio)
+)
+from adamotion.utils.numeric import CI95_Z, as_generator, mean_ci95, retrieval_rank, to_numpy
 
 __all__ = [
     "to_numpy",
@@ -38,6 +42,7 @@ __all__ = [
     "mm_distance",
     "skating_ratio",
     "mean_ci95",
+    "retrieval_rank",
     "R_PRECISION_POOL",
     "DIVERSITY_PAIRS",
     "MULTIMODALITY_PAIRS",
@@ -52,36 +57,10 @@ __all__ = [
 R_PRECISION_POOL = 32  # captions per R-precision pool: 1 true + 31 others (Guo et al.)
 DIVERSITY_PAIRS = 300  # random pairs for Diversity
 MULTIMODALITY_PAIRS = 10  # random pairs per caption for MultiModality
-SKATING_HEIGHT_M = 0.05  # a foot joint below this height (metres) is in contact with the ground
-SKATING_DISTANCE_M = 0.025  # horizontal displacement per frame (metres) that counts as sliding ...
-SKATING_REFERENCE_FPS = 20.0  # ... at this frame rate; other frame rates scale it by 20 / fps
-UP_AXIS = 1  # HumanML3D joints are y-up (shared/docs/motion-representation.md)
-CI95_Z = 1.96  # normal quantile of a two-sided 95 % interval
+# skating thresholds, UP_AXIS and CI95_Z are defined with their functions (motion.physics, utils.numeric)
 
 
 # ----------------------------------------------------------------------------- helpers
-def to_numpy(array: Any, dtype=np.float64) -> np.ndarray:
-    """Return ``array`` as a numpy array of ``dtype``; torch tensors are detached and moved to the CPU.
-
-    Torch is never imported here: anything with ``detach`` (a tensor) is converted through it.
-    """
-    if hasattr(array, "detach"):
-        array = array.detach().cpu()
-        if str(array.dtype) == "torch.bfloat16":
-            array = array.float()  # numpy has no bfloat16
-        array = array.numpy()
-    return np.asarray(array, dtype=dtype)
-
-
-def as_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
-    """A ``numpy.random.Generator`` from a generator, an ``int`` seed, or ``None`` (fresh, unseeded)."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or isinstance(rng, (int, np.integer)):
-        return np.random.default_rng(rng)
-    raise TypeError(f"rng must be a numpy.random.Generator, an int seed or None, got {type(rng).__name__}")
-
-
 def _embeddings(array: Any, name: str, min_rows: int = 1) -> np.ndarray:
     """Check and convert an (N, D) embedding matrix."""
     emb = to_numpy(array)
@@ -234,8 +213,8 @@ def r_precision(
     batch_motion = motion[batches]  # (B, pool, D)
     # distance from every motion (row) to every caption (column) of its batch
     distances = np.linalg.norm(batch_motion[:, :, None, :] - batch_text[:, None, :, :], axis=-1)  # (B, pool, pool)
-    true_distance = np.diagonal(distances, axis1=1, axis2=2)[..., None]  # (B, pool, 1)
-    ranks = (distances <= true_distance).sum(axis=-1)  # (B, pool): includes the true caption itself
+    true_distance = np.diagonal(distances, axis1=1, axis2=2)  # (B, pool)
+    ranks = retrieval_rank(distances, true_distance)  # (B, pool): 1 + other captions at least as near
     hits = ranks.reshape(-1)[:, None] <= np.arange(1, top_k + 1)[None, :]  # (B*pool, top_k)
     return hits.mean(axis=0)
 
@@ -244,111 +223,3 @@ def mm_distance(text_emb: Any, motion_emb: Any) -> float:
     """MM-Dist: mean Euclidean distance between each caption embedding and its motion's (rows are pairs)."""
     text, motion = _paired_embeddings(text_emb, motion_emb)
     return float(np.linalg.norm(text - motion, axis=1).mean())
-
-
-# ----------------------------------------------------------------------------- physical plausibility
-def _valid_frames(
-    batch_size: int, num_frames: int, lengths: Any | None, mask: Any | None
-) -> np.ndarray:
-    """(B, T) bool: which frames of a padded batch are real."""
-    if lengths is not None and mask is not None:
-        raise ValueError("pass either lengths or mask, not both")
-    if mask is not None:
-        valid = np.asarray(to_numpy(mask, dtype=np.float64) != 0)
-        if valid.ndim == 1:
-            valid = valid[None]
-        if valid.shape != (batch_size, num_frames):
-            raise ValueError(f"mask must have shape (B, T) = {(batch_size, num_frames)}, got {valid.shape}")
-        return valid
-    if lengths is not None:
-        clip_lengths = np.atleast_1d(to_numpy(lengths, dtype=np.int64))
-        if clip_lengths.shape != (batch_size,):
-            raise ValueError(f"lengths must have shape (B,) = ({batch_size},), got {clip_lengths.shape}")
-        if np.any(clip_lengths < 0) or np.any(clip_lengths > num_frames):
-            raise ValueError(f"lengths must lie in 0..T ({num_frames}), got {clip_lengths.tolist()}")
-        return np.arange(num_frames)[None, :] < clip_lengths[:, None]
-    return np.ones((batch_size, num_frames), dtype=bool)
-
-
-def skating_ratio(
-    joints: Any,
-    skeleton: Skeleton = HUMANML3D,
-    fps: float | None = None,
-    height: float = SKATING_HEIGHT_M,
-    dist: float = SKATING_DISTANCE_M,
-    lengths: Any | None = None,
-    mask: Any | None = None,
-    up_axis: int = UP_AXIS,
-    reduce: str = "mean",
-) -> float | np.ndarray:
-    """Share of frame transitions in which a foot joint slides while in contact with the ground.
-
-    ``joints`` is (T, J, 3) or a padded batch (B, T, J, 3) of joint positions in metres, floor at height 0
-    (HumanML3D puts clips on the floor). The foot joints are ``skeleton.foot_joints`` (left heel/ankle and
-    toe, right heel/ankle and toe). A transition ``t -> t+1`` of a clip *skates* when some foot joint is in
-    contact at both frames (height ``< height``) and its horizontal displacement (the plane orthogonal to
-    ``up_axis``) exceeds ``dist * SKATING_REFERENCE_FPS / fps`` — ``dist`` is stated per frame at 20 fps,
-    i.e. a speed of ``dist * 20`` m/s, and is rescaled for clips at other frame rates (``fps`` defaults to
-    ``skeleton.fps``).
-
-    A clip's ratio is its skating transitions over its valid transitions (both frames valid under
-    ``lengths`` (B,) or ``mask`` (B, T) for padded batches). ``reduce="mean"`` returns the mean of the
-    clip ratios (a float); ``reduce="none"`` returns the (B,) per-clip ratios ((1,) for a single clip).
-    Every clip needs at least two valid frames.
-    """
-    positions = to_numpy(joints)
-    if positions.ndim == 3:
-        positions = positions[None]
-    if positions.ndim != 4 or positions.shape[-1] != 3:
-        raise ValueError(f"joints must be (T, J, 3) or (B, T, J, 3), got shape {positions.shape}")
-    batch_size, num_frames, num_joints, _ = positions.shape
-    if num_joints != skeleton.num_joints:
-        raise ValueError(
-            f"joints have {num_joints} joints but skeleton {skeleton.name!r} has {skeleton.num_joints}; "
-            "pass the matching skeleton"
-        )
-    if reduce not in ("mean", "none"):
-        raise ValueError(f"reduce must be 'mean' or 'none', got {reduce!r}")
-    if not 0 <= up_axis <= 2:
-        raise ValueError(f"up_axis must be 0, 1 or 2, got {up_axis}")
-    frame_rate = float(skeleton.fps if fps is None else fps)
-    if frame_rate <= 0:
-        raise ValueError(f"fps must be positive, got {frame_rate}")
-
-    valid_frames = _valid_frames(batch_size, num_frames, lengths, mask)  # (B, T)
-    valid_steps = valid_frames[:, 1:] & valid_frames[:, :-1]  # (B, T-1)
-    steps_per_clip = valid_steps.sum(axis=1)  # (B,)
-    if np.any(steps_per_clip == 0):
-        short = np.flatnonzero(steps_per_clip == 0).tolist()
-        raise ValueError(f"clips {short} have fewer than 2 valid frames; the skating ratio is undefined")
-
-    feet = positions[:, :, list(skeleton.foot_joints), :]  # (B, T, F, 3)
-    foot_height = feet[..., up_axis]  # (B, T, F)
-    ground_axes = [axis for axis in range(3) if axis != up_axis]
-    horizontal_step = np.linalg.norm(np.diff(feet[..., ground_axes], axis=1), axis=-1)  # (B, T-1, F)
-    in_contact = (foot_height[:, 1:] < height) & (foot_height[:, :-1] < height)  # (B, T-1, F)
-    step_threshold = dist * SKATING_REFERENCE_FPS / frame_rate  # metres per frame at this fps
-    sliding = in_contact & (horizontal_step > step_threshold)  # (B, T-1, F)
-    skating_steps = sliding.any(axis=-1) & valid_steps  # (B, T-1)
-
-    per_clip = skating_steps.sum(axis=1) / steps_per_clip  # (B,)
-    return float(per_clip.mean()) if reduce == "mean" else per_clip
-
-
-# ----------------------------------------------------------------------------- reporting
-def mean_ci95(values: Any) -> tuple[Any, Any]:
-    """Mean and 95 % confidence half-width over repeats (axis 0): ``1.96 * std / sqrt(n)``.
-
-    This is the field's convention (Guo et al.'s evaluation script and every table since): ``std`` is the
-    *population* standard deviation (``ddof=0``) and the normal quantile 1.96 is used rather than a
-    Student-t one, so with few repeats the interval is narrower than a textbook one. Scalars are returned
-    for 1-D input, arrays for (n, ...) input (e.g. R-precision top-1..3 per repeat).
-    """
-    array = to_numpy(values)
-    if array.ndim == 0 or array.shape[0] == 0:
-        raise ValueError("mean_ci95 needs at least one value (repeats along axis 0)")
-    mean = array.mean(axis=0)
-    half_width = CI95_Z * array.std(axis=0) / np.sqrt(array.shape[0])
-    if array.ndim == 1:
-        return float(mean), float(half_width)
-    return mean, half_width

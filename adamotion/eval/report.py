@@ -1,11 +1,11 @@
-"""Evaluation reports: JSON + Markdown table + bar chart, training curves, retrieval tables.
+"""Evaluation reports: JSON + Markdown table + bar chart, training curves.
 
 * :func:`write_report` turns ``{method: {metric: [value per repeat]}}`` into ``report.json`` (mean, 95 % CI,
   raw values), ``report.md`` (mean ± CI table, methods as rows in the given order, best bolded) and
   ``metrics.png`` (one bar chart per metric, error bars = CI).
 * :func:`plot_training_curves` draws CSV training logs (``step`` + one column per loss).
-* :func:`format_retrieval_table` puts :func:`adamotion.retrieval.metrics.retrieval_metrics` results side by
-  side (e.g. vanilla vs adapted text encoder).
+
+Retrieval tables are :func:`adamotion.retrieval.report.format_retrieval_table`.
 
 Plots use matplotlib's Agg canvas directly (no pyplot, no global backend switch), so this module is safe
 in servers and worker threads. Every file is written atomically (temporary file, then rename).
@@ -23,16 +23,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from adamotion.eval.metrics import mean_ci95, to_numpy
-from adamotion.retrieval.metrics import retrieval_metric_names
 from adamotion.utils.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from adamotion.utils.tables import ARROWS, best_rows, markdown_cell
 
-__all__ = ["MetricSpec", "GENERATION_METRICS", "write_report", "merge_reports", "plot_training_curves",
-           "format_retrieval_table"]
+__all__ = ["MetricSpec", "GENERATION_METRICS", "write_report", "merge_reports", "plot_training_curves"]
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 REPORT_PNG = "metrics.png"
-_ARROWS = {"lower": "↓", "higher": "↑", "closer": "→"}
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class MetricSpec:
 
     @property
     def header(self) -> str:
-        return f"{self.label} {_ARROWS[self.better]}"
+        return f"{self.label} {ARROWS[self.better]}"
 
 
 # The generation metrics of the evaluation protocol, in table order (shared/docs/method.md).
@@ -73,25 +71,6 @@ def _new_figure(width: float, height: float):
 
 def _save_figure_png(figure, out_png: str | os.PathLike) -> Path:
     return atomic_write_bytes(out_png, lambda f: figure.savefig(f, format="png"))
-
-
-def _markdown_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _best_rows(means: Mapping[str, float], better: str, reference_mean: float | None) -> set[str]:
-    """Methods whose mean is best (all of them on a tie); empty when nothing can be ranked."""
-    candidates = {name: value for name, value in means.items() if math.isfinite(value)}
-    if len(candidates) < 2:
-        return set()
-    if better == "closer":
-        if reference_mean is None:
-            return set()
-        distance = {name: abs(value - reference_mean) for name, value in candidates.items()}
-        best = min(distance.values())
-        return {name for name, value in distance.items() if math.isclose(value, best, rel_tol=1e-12, abs_tol=1e-15)}
-    best = min(candidates.values()) if better == "lower" else max(candidates.values())
-    return {name for name, value in candidates.items() if math.isclose(value, best, rel_tol=1e-12, abs_tol=1e-15)}
 
 
 def _per_repeat_values(method: str, metric: str, values: Any) -> dict[str, np.ndarray]:
@@ -228,20 +207,20 @@ def merge_reports(report_dirs: Sequence[str | os.PathLike], out_dir: str | os.Pa
 
 
 def _report_markdown(statistics: dict, columns: list[MetricSpec], title: str, reference: str | None) -> str:
-    headers = ["Method"] + [spec.header if spec.better in _ARROWS else spec.label for spec in columns]
+    headers = ["Method"] + [spec.header if spec.better in ARROWS else spec.label for spec in columns]
     bold: dict[str, set[str]] = {}
     for spec in columns:
-        if spec.better not in _ARROWS:
+        if spec.better not in ARROWS:
             bold[spec.key] = set()
             continue
         competitors = {m: s[spec.key]["mean"] for m, s in statistics.items() if m != reference and spec.key in s}
         reference_mean = statistics.get(reference, {}).get(spec.key, {}).get("mean") if reference else None
-        bold[spec.key] = _best_rows(competitors, spec.better, reference_mean)
+        bold[spec.key] = best_rows(competitors, spec.better, reference_mean)
 
     lines = [f"# {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     repeats = sorted({s["n"] for per_method in statistics.values() for s in per_method.values()})
     for method, per_method in statistics.items():
-        cells = [_markdown_cell(method)]
+        cells = [markdown_cell(method)]
         for spec in columns:
             if spec.key not in per_method:
                 cells.append("–")
@@ -254,8 +233,8 @@ def _report_markdown(statistics: dict, columns: list[MetricSpec], title: str, re
         "",
         f"Mean ± 95% confidence interval (1.96·σ/√n, σ over repeats) over n = {', '.join(map(str, repeats))} "
         "repeated evaluations. ↓ lower is better, ↑ higher is better, → closest to "
-        f"{_markdown_cell(reference) if reference else 'real motions'} is better; best in bold"
-        + (f" ({_markdown_cell(reference)} excluded)." if reference else "."),
+        f"{markdown_cell(reference) if reference else 'real motions'} is better; best in bold"
+        + (f" ({markdown_cell(reference)} excluded)." if reference else "."),
         "",
     ]
     return "\n".join(lines)
@@ -277,7 +256,7 @@ def _report_figure(statistics: dict, columns: list[MetricSpec], title: str, refe
                  edgecolor=["black" if m == reference else "none" for m in present])
         axes.set_xticks(range(len(present)))
         axes.set_xticklabels(present, rotation=30, ha="right", fontsize=8)
-        axes.set_title(spec.header if spec.better in _ARROWS else spec.label, fontsize=10)
+        axes.set_title(spec.header if spec.better in ARROWS else spec.label, fontsize=10)
         axes.grid(axis="y", alpha=0.3)
     figure.suptitle(title)
     figure.tight_layout()
@@ -345,48 +324,3 @@ def plot_training_curves(csv_paths: Mapping[str, str | os.PathLike], out_png: st
     figure.suptitle(title)
     figure.tight_layout()
     return _save_figure_png(figure, out_png)
-
-
-# ----------------------------------------------------------------------------- retrieval table
-def format_retrieval_table(results: Mapping[str, Mapping[str, float]], decimals: int = 2) -> str:
-    """Markdown table of retrieval results side by side: one row per metric, one column per model.
-
-    Rows follow :func:`retrieval_metric_names` (t2m R@1..10, MedR, m2t ..., Rsum), then any extra keys.
-    The best value of each row is bolded (median rank: lowest; recalls and Rsum: highest). With exactly two
-    models a ``Δ`` column gives second minus first (e.g. adapted − vanilla). A value may be a float or a
-    ``(mean, ci95 half-width)`` pair, shown as ``mean ± ci``.
-    """
-    if not results:
-        raise ValueError("results is empty: nothing to tabulate")
-    names = list(results)
-    rows = [key for key in retrieval_metric_names() if any(key in r for r in results.values())]
-    for retrieval in results.values():
-        rows += [key for key in retrieval if key not in rows]
-    with_delta = len(names) == 2
-
-    def mean_and_ci(value) -> tuple[float, float | None]:
-        if isinstance(value, (tuple, list)):  # (mean, 95% CI half-width)
-            return float(value[0]), float(value[1])
-        return float(value), None
-
-    headers = ["Metric"] + [_markdown_cell(name) for name in names] + (["Δ"] if with_delta else [])
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for key in rows:
-        values = {name: mean_and_ci(results[name][key])[0] for name in names if key in results[name]}
-        cis = {name: mean_and_ci(results[name][key])[1] for name in names if key in results[name]}
-        better = "lower" if key.endswith("MedR") else "higher"
-        arrow = _ARROWS[better]
-        best = _best_rows(values, better, None)
-        cells = [f"{key} {arrow}"]
-        for name in names:
-            if name not in values:
-                cells.append("–")
-                continue
-            text = f"{values[name]:.{decimals}f}"
-            text = f"**{text}**" if name in best else text
-            cells.append(text if cis[name] is None else f"{text} ± {cis[name]:.{decimals}f}")
-        if with_delta:
-            first, second = names
-            cells.append(f"{values[second] - values[first]:+.{decimals}f}" if len(values) == 2 else "–")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"

@@ -1,12 +1,12 @@
-"""Motion file input/output: BVH import/export and dataset import (:mod:`adamotion.io.bvh`), and saving
-generated results as ``.npy`` files or reproducible ``.npz`` bundles (:mod:`adamotion.io.export`)."""
+"""Motion file input/output: BVH reading and writing (:mod:`adamotion.io.bvh`), and saving generated results as
+``.npy`` files or reproducible ``.npz`` bundles (:mod:`adamotion.io.export`). Building a dataset from BVH
+files is :mod:`adamotion.data.bvh_import`."""
 from adamotion.io.bvh import (
     BvhFormatError,
     BvhJoints,
     BvhMotion,
     JointNameMap,
     bvh_to_global_positions,
-    import_bvh_dataset,
     load_bvh_joints,
     load_bvh_motion,
     parse_bvh,
@@ -20,7 +20,6 @@ __all__ = [
     "BvhMotion",
     "JointNameMap",
     "bvh_to_global_positions",
-    "import_bvh_dataset",
     "load_bvh_joints",
     "load_bvh_motion",
     "parse_bvh",

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from adamotion.retrieval.gallery import ENCODER_KEYS, GalleryData, RetrievalGallery, write_gallery
-from adamotion.eval.metrics import mean_ci95
+from adamotion.utils.numeric import mean_ci95
 from adamotion.retrieval.metrics import retrieval_metrics
 from adamotion.utils.paths import index_cache_dir
 
@@ -94,7 +94,7 @@ def register(sub) -> None:
 
 
 def _bench(args) -> int:
-    from adamotion.eval.report import format_retrieval_table
+    from adamotion.retrieval.report import format_retrieval_table
     from adamotion.utils.serialization import atomic_write_json, atomic_write_text
 
     gallery = open_gallery(args.checkpoint, args.data)

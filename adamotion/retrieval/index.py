@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from adamotion.eval.metrics import to_numpy
+from adamotion.utils.numeric import to_numpy
 from adamotion.utils.files import atomic_folder, json_sha256, read_json
 
 __all__ = ["EmbeddingIndex", "IndexFormatError", "build_or_load_index", "checksum_paths", "cache_key"]

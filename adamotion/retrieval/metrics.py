@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from adamotion.eval.metrics import as_generator, to_numpy
+from adamotion.utils.numeric import as_generator, to_numpy
 
 __all__ = ["retrieval_metrics", "retrieval_metric_names", "RECALL_KS", "PROTOCOLS", "DIRECTIONS",
            "TEXT_SIM_THRESHOLD", "GUO_BATCH"]
