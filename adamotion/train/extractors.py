@@ -13,7 +13,6 @@ capped at ``val_max_items``). The run folder ends up holding the :class:`Extract
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,15 +20,13 @@ import numpy as np
 import torch
 
 from adamotion.train.loop import (
-    LoopConfig, Trainer, check_data_root, export_into, fixed_batches,
-    open_split, seed_everything, write_run_config,
+    LoopConfig, export_into, finish_training, fixed_batches, open_training_data, start_training,
 )
 from adamotion.utils.config import config_from_dict, config_to_dict
 
 logger = logging.getLogger(__name__)
 
 RUN_CONFIG_NAME = "train_config.json"  # config.json is the ExtractorPair's own file
-SUMMARY_NAME = "train_summary.json"
 
 
 @dataclass
@@ -77,26 +74,20 @@ def train_extractors(data_root, out_dir, config: ExtractorTrainConfig | dict | N
     ``ExtractorPair.from_pretrained(out_dir)``.
     """
     from adamotion.data.humanml3d import collate_motion_text
-    from adamotion.data.meta import DatasetMeta
     from adamotion.models.extractors import ExtractorPair, contrastive_loss
 
     if not isinstance(config, ExtractorTrainConfig):
         config = ExtractorTrainConfig.from_dict(config)
-    root = check_data_root(data_root)
     out_dir = Path(out_dir)
     loop = config.loop
-    seed_everything(loop.seed)
-    meta = DatasetMeta.from_dataset_root(root)
-    train_set = open_split(root, "train", normalize=False, meta=meta, seed=loop.seed,
-                           max_frames=loop.crop_frames)
-    val_set = open_split(root, "val", normalize=False, meta=meta, seed=loop.seed)
+    data = open_training_data(data_root, loop, normalize=False)
+    root, meta = data.root, data.meta
     feature_dim = int(np.asarray(meta.mean).shape[-1])
 
     pair = ExtractorPair.build(feature_dim, meta.mean, meta.std, embed_dim=config.model.embed_dim,
                                hidden=config.model.hidden, word_vectors=config.model.word_vectors,
                                temperature=config.temperature, cos_weight=config.cos_weight)
     run_config = {"job": "extractors", "data": str(root), **config_to_dict(config)}
-    write_run_config(out_dir, run_config, RUN_CONFIG_NAME)
 
     def loss_fn(batch: dict, generator: torch.Generator) -> dict:
         ramp_steps = config.cos_warmup * loop.steps
@@ -107,7 +98,7 @@ def train_extractors(data_root, out_dir, config: ExtractorTrainConfig | dict | N
                                captions=batch["captions"], ids=batch.get("motion_ids"))
         return {"total": out["loss"], "infonce": out["infonce"], "cosine": out["cosine"]}
 
-    val_batches = fixed_batches(val_set, config.val_max_items, config.val_batch_size, collate_motion_text)
+    val_batches = fixed_batches(data.val_set, config.val_max_items, config.val_batch_size, collate_motion_text)
 
     def validate() -> dict:
         texts, motions = [], []
@@ -122,21 +113,16 @@ def train_extractors(data_root, out_dir, config: ExtractorTrainConfig | dict | N
         loss = contrastive_loss(text_emb, motion_emb, config.temperature, config.cos_weight)["loss"]
         return {"loss": float(loss), **retrieval_recalls(text_emb, motion_emb)}
 
-    trainer = Trainer(
-        run_dir=out_dir, loop=loop, modules={"extractors": pair},
+    trainer = start_training(
+        out_dir, run_config, RUN_CONFIG_NAME, loop=loop, data=data, modules={"extractors": pair},
         param_groups=[{"name": "extractors", "params": [p for p in pair.parameters() if p.requires_grad],
                        "lr": loop.lr}],
-        loss_fn=loss_fn, train_dataset=train_set, collate_fn=collate_motion_text, run_config=run_config,
-        validate_fn=validate, resume=resume, callbacks=callbacks)
-    started = time.perf_counter()
-    state = trainer.train()
-    trainer.finish()
-    pair.to("cpu").eval()
-    if trainer.dist.is_main:
-        export_into(out_dir, pair.save_pretrained)
-        write_run_config(out_dir, {"job": "extractors", "steps": state.step, "elapsed_s": round(state.elapsed_s, 2),
-                                   "this_process_s": round(time.perf_counter() - started, 2),
-                                   "final_losses": state.last_losses, "validation": state.last_val}, SUMMARY_NAME)
+        loss_fn=loss_fn, validate_fn=validate, resume=resume, callbacks=callbacks)
+
+    def export(state) -> None:
+        export_into(out_dir, pair.to("cpu").eval().save_pretrained)
         logger.info("extractors saved to %s (val R@1 %.1f, R@5 %.1f)", out_dir,
                     state.last_val.get("R@1", float("nan")), state.last_val.get("R@5", float("nan")))
+
+    finish_training(trainer, "extractors", export)
     return out_dir

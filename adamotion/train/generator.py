@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,15 +39,13 @@ from adamotion.models.denoiser import DenoiserSizes
 from adamotion.text.encoder import LoraSettings
 from adamotion.train import MethodSpec, method_spec
 from adamotion.train.loop import (
-    LoopConfig, Trainer, check_data_root, export_into, fixed_batches,
-    open_split, seed_everything, write_run_config,
+    LoopConfig, check_data_root, export_into, finish_training, fixed_batches, open_training_data, start_training,
 )
 from adamotion.utils.config import config_from_dict, config_to_dict
 
 logger = logging.getLogger(__name__)
 
 RUN_CONFIG_NAME = "config.json"
-SUMMARY_NAME = "train_summary.json"
 
 
 SAVE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -288,41 +285,33 @@ def train_generator(data_root, extractors_dir, out_dir, method: str = "adaqf",
                     callbacks=()) -> Path:
     """Train a generator with one of the five methods and save a complete pipeline into ``out_dir``."""
     from adamotion.data.humanml3d import collate_motion_text
-    from adamotion.data.meta import DatasetMeta
     from adamotion.pipeline import MotionPipeline
 
     spec = method_spec(method)
     if not isinstance(config, GeneratorTrainConfig):
         config = GeneratorTrainConfig.from_dict(config)
-    root = check_data_root(data_root)
+    check_data_root(data_root)  # before loading the extractors
     extractors = load_extractors(extractors_dir) if (spec.constraints or config.log_constraints) else None
     if extractors is None and extractors_dir is not None:
         load_extractors(extractors_dir)  # still fail early on a wrong path
     out_dir = Path(out_dir)
     loop = config.loop
-    seed_everything(loop.seed)
-
-    meta = DatasetMeta.from_dataset_root(root)
-    train_set = open_split(root, "train", normalize=True, meta=meta, seed=loop.seed,
-                           max_frames=loop.crop_frames)
-    val_set = open_split(root, "val", normalize=True, meta=meta, seed=loop.seed)
+    data = open_training_data(data_root, loop, normalize=True)
+    root, meta = data.root, data.meta
     skeleton = dataset_skeleton(meta)
     parts = build_generator(method, config, meta=meta, extractors=extractors)
     text_encoder, denoiser, objective = parts.text_encoder, parts.denoiser, parts.objective
     run_config = {"job": "generator", "method": method, "paper_row": spec.paper_row, "data": str(root),
                   "extractors": str(extractors_dir) if extractors_dir is not None else None, **config_to_dict(config)}
-    write_run_config(out_dir, run_config, RUN_CONFIG_NAME)
-
-    trainer = Trainer(run_dir=out_dir, loop=loop, modules=parts.modules, param_groups=parts.param_groups,
-                      loss_fn=objective, train_dataset=train_set, collate_fn=collate_motion_text,
-                      run_config=run_config, resume=resume, callbacks=callbacks)
+    trainer = start_training(out_dir, run_config, RUN_CONFIG_NAME, loop=loop, data=data, modules=parts.modules,
+                             param_groups=parts.param_groups, loss_fn=objective, resume=resume, callbacks=callbacks)
     device = trainer.device
     text_encoder.to(device)
     if extractors is not None:
         extractors.to(device)
     objective.denoise_fn = trainer.maybe_compile(denoiser)
 
-    val_batches = fixed_batches(val_set, config.val_max_items, loop.batch_size, collate_motion_text)
+    val_batches = fixed_batches(data.val_set, config.val_max_items, loop.batch_size, collate_motion_text)
 
     def validate() -> dict:
         g = torch.Generator(device).manual_seed(loop.seed + 12345)
@@ -338,14 +327,11 @@ def train_generator(data_root, extractors_dir, out_dir, method: str = "adaqf",
         return {k: v / count for k, v in sums.items()}
 
     trainer.validate_fn = validate
-    started = time.perf_counter()
-    state = trainer.train()
-    trainer.finish()  # EMA weights into the modules
 
-    if trainer.dist.is_main:
+    def export(state) -> None:
         text_encoder.to("cpu").eval()
         denoiser.to("cpu").eval()
-        captions, lengths = collect_train_captions(train_set, config.length_max_captions)
+        captions, lengths = collect_train_captions(data.train_set, config.length_max_captions)
         length_estimator = fit_length_estimator(text_encoder, captions, lengths, skeleton)
         save_denoiser = denoiser
         if config.save_dtype != "float32":
@@ -353,12 +339,10 @@ def train_generator(data_root, extractors_dir, out_dir, method: str = "adaqf",
         pipeline = MotionPipeline(text_encoder, save_denoiser, parts.scheduler, meta,
                                   length_estimator=length_estimator, name=method, method=spec.title)
         export_into(out_dir, pipeline.save_pretrained)
-        write_run_config(out_dir, {
-            "job": "generator", "method": method, "steps": state.step, "elapsed_s": round(state.elapsed_s, 2),
-            "this_process_s": round(time.perf_counter() - started, 2), "final_losses": state.last_losses,
-            "validation": state.last_val, "text_encoder": text_encoder.display_name,
-            "trainable_parameters": {g["name"]: int(sum(p.numel() for p in g["params"])) for g in parts.param_groups},
-        }, SUMMARY_NAME)
         logger.info("%s generator saved to %s (final losses %s)", method, out_dir,
                     ", ".join(f"{k}={v:.4f}" for k, v in state.last_losses.items()))
+
+    finish_training(trainer, "generator", export, {
+        "method": method, "text_encoder": text_encoder.display_name,
+        "trainable_parameters": {g["name"]: int(sum(p.numel() for p in g["params"])) for g in parts.param_groups}})
     return out_dir

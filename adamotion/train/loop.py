@@ -854,3 +854,62 @@ def fixed_batches(dataset, max_items: int, batch_size: int, collate) -> list[dic
         if 0 < max_items <= len(chosen):
             break
     return [collate(chosen[s:s + batch_size]) for s in range(0, len(chosen), batch_size)]
+
+
+# ------------------------------------------------------------------------------------------ the job template
+SUMMARY_NAME = "train_summary.json"
+
+
+@dataclass
+class TrainingData:
+    """What every training job reads first: the dataset folder, its meta and the train / val splits."""
+
+    root: Path
+    meta: Any  # adamotion.data.meta.DatasetMeta
+    train_set: Any  # MotionTextDataset, random crops of at most loop.crop_frames
+    val_set: Any
+
+
+def open_training_data(data_root: str | os.PathLike, loop: LoopConfig, *, normalize: bool) -> TrainingData:
+    """Seed everything with ``loop.seed``, then read the dataset meta and open the train and val splits."""
+    from adamotion.data.meta import DatasetMeta
+
+    root = check_data_root(data_root)
+    seed_everything(loop.seed)
+    meta = DatasetMeta.from_dataset_root(root)
+    train_set = open_split(root, "train", normalize=normalize, meta=meta, seed=loop.seed, max_frames=loop.crop_frames)
+    val_set = open_split(root, "val", normalize=normalize, meta=meta, seed=loop.seed)
+    return TrainingData(root=root, meta=meta, train_set=train_set, val_set=val_set)
+
+
+def start_training(out_dir: str | os.PathLike, run_config: dict, run_config_name: str, *, loop: LoopConfig,
+                   data: TrainingData, modules: Mapping[str, nn.Module], param_groups: list[dict], loss_fn,
+                   validate_fn: Callable[[], dict] | None = None, resume: bool | None = None,
+                   callbacks=()) -> Trainer:
+    """Write the run's resolved config beside its weights and build the :class:`Trainer` (resuming when the
+    folder holds a checkpoint)."""
+    from adamotion.data.humanml3d import collate_motion_text
+
+    write_run_config(out_dir, run_config, run_config_name)
+    return Trainer(run_dir=out_dir, loop=loop, modules=modules, param_groups=param_groups, loss_fn=loss_fn,
+                   train_dataset=data.train_set, collate_fn=collate_motion_text, run_config=run_config,
+                   validate_fn=validate_fn, resume=resume, callbacks=callbacks)
+
+
+def finish_training(trainer: Trainer, job: str, export: Callable[[TrainState], Any],
+                    summary: Mapping[str, Any] | Callable[[TrainState], Mapping[str, Any]] = ()) -> TrainState:
+    """Train to the end, put the EMA weights into the modules, then (main process only) ``export(state)``
+    the component into the run folder and write ``train_summary.json`` (steps, time, final losses, the last
+    validation and the job's own ``summary`` entries)."""
+    started = time.perf_counter()
+    state = trainer.train()
+    trainer.finish()
+    if trainer.dist.is_main:
+        export(state)
+        extra = summary(state) if callable(summary) else summary
+        write_run_config(trainer.run_dir, {
+            "job": job, "steps": state.step, "elapsed_s": round(state.elapsed_s, 2),
+            "this_process_s": round(time.perf_counter() - started, 2), "final_losses": state.last_losses,
+            "validation": state.last_val, **dict(extra),
+        }, SUMMARY_NAME)
+    return state

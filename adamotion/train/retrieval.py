@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,15 +24,13 @@ import torch.nn.functional as F
 
 from adamotion.models.motion_encoder import MotionEncoderSizes
 from adamotion.train.loop import (
-    LoopConfig, Trainer, check_data_root, export_into, fixed_batches,
-    open_split, seed_everything, write_run_config,
+    LoopConfig, check_data_root, export_into, finish_training, fixed_batches, open_training_data, start_training,
 )
 from adamotion.utils.config import config_from_dict, config_to_dict
 
 logger = logging.getLogger(__name__)
 
 RUN_CONFIG_NAME = "train_config.json"  # config.json is the motion encoder's own file
-SUMMARY_NAME = "train_summary.json"
 TEXT_ENCODER_CHOICES = ("vanilla", "ada")
 
 
@@ -119,7 +116,6 @@ def train_retrieval(data_root, out_dir, text_encoder: str = "vanilla", pipeline_
                     callbacks=()) -> Path:
     """Train a :class:`RetrievalMotionEncoder` against a frozen text encoder; save it into ``out_dir``."""
     from adamotion.data.humanml3d import collate_motion_text
-    from adamotion.data.meta import DatasetMeta
     from adamotion.models.extractors import contrastive_loss
     from adamotion.models.motion_encoder import MotionEncoderConfig, RetrievalMotionEncoder
     from adamotion.train.extractors import retrieval_recalls
@@ -127,15 +123,12 @@ def train_retrieval(data_root, out_dir, text_encoder: str = "vanilla", pipeline_
 
     if not isinstance(config, RetrievalTrainConfig):
         config = RetrievalTrainConfig.from_dict(config)
-    root = check_data_root(data_root)
+    check_data_root(data_root)  # before loading an encoder
     encoder, adapters, text_info = load_text_encoder(text_encoder, pipeline_dir, config.backbone)
     out_dir = Path(out_dir)
     loop = config.loop
-    seed_everything(loop.seed)
-    meta = DatasetMeta.from_dataset_root(root)
-    train_set = open_split(root, "train", normalize=True, meta=meta, seed=loop.seed,
-                           max_frames=loop.crop_frames)
-    val_set = open_split(root, "val", normalize=True, meta=meta, seed=loop.seed)
+    data = open_training_data(data_root, loop, normalize=True)
+    root, meta = data.root, data.meta
     feature_dim = int(np.asarray(meta.mean).shape[-1])
 
     model = RetrievalMotionEncoder(MotionEncoderConfig(
@@ -143,7 +136,6 @@ def train_retrieval(data_root, out_dir, text_encoder: str = "vanilla", pipeline_
         temperature=config.temperature, text_encoder=text_info, **config_to_dict(config.model)))
     model.set_normalization(meta.mean, meta.std)
     run_config = {"job": "retrieval", "data": str(root), "text_encoder": text_info, **config_to_dict(config)}
-    write_run_config(out_dir, run_config, RUN_CONFIG_NAME)
     texts = PooledTextCache(encoder, adapters, config.text_batch_size)
 
     def loss_fn(batch: dict, generator: torch.Generator) -> dict:
@@ -153,7 +145,7 @@ def train_retrieval(data_root, out_dir, text_encoder: str = "vanilla", pipeline_
                                captions=batch["captions"], ids=batch.get("motion_ids"))
         return {"total": out["infonce"], "infonce": out["infonce"], "cosine": out["cosine"]}
 
-    val_batches = fixed_batches(val_set, config.val_max_items, config.val_batch_size, collate_motion_text)
+    val_batches = fixed_batches(data.val_set, config.val_max_items, config.val_batch_size, collate_motion_text)
 
     def validate() -> dict:
         motions, text_rows = [], []
@@ -164,23 +156,18 @@ def train_retrieval(data_root, out_dir, text_encoder: str = "vanilla", pipeline_
         loss = contrastive_loss(text_emb, motion_emb, temperature=config.temperature, cos_weight=0.0)["infonce"]
         return {"loss": float(loss), **retrieval_recalls(text_emb, motion_emb)}
 
-    trainer = Trainer(
-        run_dir=out_dir, loop=loop, modules={"motion_encoder": model},
+    trainer = start_training(
+        out_dir, run_config, RUN_CONFIG_NAME, loop=loop, data=data, modules={"motion_encoder": model},
         param_groups=[{"name": "motion_encoder", "params": [p for p in model.parameters() if p.requires_grad],
                        "lr": loop.lr}],
-        loss_fn=loss_fn, train_dataset=train_set, collate_fn=collate_motion_text, run_config=run_config,
-        validate_fn=validate, resume=resume, callbacks=callbacks)
-    started = time.perf_counter()
-    state = trainer.train()
-    trainer.finish()
-    model.to("cpu").eval()
-    if trainer.dist.is_main:
+        loss_fn=loss_fn, validate_fn=validate, resume=resume, callbacks=callbacks)
+
+    def export(state) -> None:
         training = {"steps": state.step, "validation": state.last_val, "data": str(root)}
+        model.to("cpu").eval()
         export_into(out_dir, lambda d: model.save_pretrained(d, extra={"training": training}))
-        write_run_config(out_dir, {"job": "retrieval", "text_encoder": text_info, "steps": state.step,
-                                   "elapsed_s": round(state.elapsed_s, 2),
-                                   "this_process_s": round(time.perf_counter() - started, 2),
-                                   "final_losses": state.last_losses, "validation": state.last_val}, SUMMARY_NAME)
         logger.info("retrieval motion encoder (%s) saved to %s (val R@1 %.1f, R@5 %.1f)", text_encoder, out_dir,
                     state.last_val.get("R@1", float("nan")), state.last_val.get("R@5", float("nan")))
+
+    finish_training(trainer, "retrieval", export, {"text_encoder": text_info})
     return out_dir
