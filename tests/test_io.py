@@ -401,6 +401,27 @@ def test_import_bvh_dataset_writes_a_loadable_layout(tmp_path, cmu_dir):
     meta = json.loads((out / "import_meta.json").read_text())
     assert [m["id"] for m in meta["motions"]] == ids and meta["motions"][0]["name_map"] == "cmu_cgspeed_3dsmax"
 
+    # ... and the training code reads it back: the same motions, captions and normalised features
+    from adamotion.data.humanml3d import MotionTextDataset
+    from adamotion.data.meta import DatasetMeta
+
+    dataset_meta = DatasetMeta.from_dataset_root(out)
+    assert dataset_meta.skeleton is SKELETON and dataset_meta.feature_dim == SKELETON.feature_dim
+    np.testing.assert_array_equal(dataset_meta.std, std)
+    dataset = MotionTextDataset(out, "train", skeleton=SKELETON, meta=dataset_meta, normalize=True, random_crop=False,
+                                min_frames=1)
+    from adamotion.data.humanml3d import SOURCE_MAX_FRAMES
+
+    kept = [i for i, frames in CMU_TRIALS.items() if (frames - 1) // 6 < SOURCE_MAX_FRAMES]  # HumanML3D's length rule
+    assert kept == ["131_01", "131_03"]  # 131_02 has 207 frames at 20 fps
+    assert sorted({dataset[i]["motion_id"] for i in range(len(dataset))}) == kept
+    for i in range(len(dataset)):
+        item = dataset[i]
+        raw = np.load(out / "new_joint_vecs" / f"{item['motion_id']}.npy")[: item["length"]]
+        np.testing.assert_allclose(item["features"].numpy(), (raw - mean) / std, rtol=1e-5, atol=1e-5)
+        if captions is not None and item["motion_id"] == "131_03":
+            assert item["caption"] == "Start Hop Stop"
+
     with pytest.raises(FileExistsError, match="not empty"):
         import_bvh_dataset(files[:1], out)
 

@@ -411,10 +411,10 @@ def test_smpl_body_fit_and_render_with_fake_model(tmp_path, walk):
 
 
 # ================================================================================================= bench
-def test_benchmark_reports_every_renderer(capsys):
-    summary = bench.benchmark_renderers(frames=4, size=(96, 72))
+def test_benchmark_reports_every_renderer(tmp_path, capsys):
+    summary = bench.benchmark_renderers(frames=4, size=(96, 72), out_dir=tmp_path)
     names = set(summary["results"])
     assert names == {"skeleton (Pillow)", "skeleton (matplotlib FuncAnimation)", "mesh (capsule body, pyrender)"}
-    assert all(row["fps"] > 0 for row in summary["results"].values())
-    assert summary["speedup_fast_vs_naive"] > 0
+    for name, row in summary["results"].items():  # each timed renderer really rendered the whole clip
+        assert video.read_video_frames(row["path"]).shape == (4, 72, 96, 3), name
     assert "frames/s" in capsys.readouterr().out
