@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         code = args.func(args)
-    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError, RuntimeError) as exc:
         # User-facing errors carry the path and the fix; no stack trace unless --verbose.
         if args.verbose:
             raise

@@ -106,6 +106,15 @@ class GenerateResult:
     downloads: list[Path] = field(default_factory=list)
 
 
+def _license_line(meta) -> str:
+    """About-tab line naming the licence the checkpoint inherits from its training data (saved dataset metadata)."""
+    license = meta.license
+    if not license.get("attribution"):
+        return f"- models and training data: {license['name']}"
+    return (f"- models: **{license['name']}** (non-commercial use only), inherited from the training data; "
+            f"attribution: {license['attribution']}")
+
+
 class Studio:
     """Loads the two pipelines, the evaluator, the retrieval gallery and the renderers once."""
 
@@ -171,6 +180,7 @@ class Studio:
             f"- text backbone: {self.adapted.text_encoder.backbone_name} (frozen; the adapted side adds LoRA adapters)",
             "- training data: the project's procedural motion-language corpus (`adamotion data synth`), not HumanML3D, "
             "unless the checkpoint's model card says otherwise",
+            _license_line(self.adapted.meta),
             f"- retrieval gallery: {len(self.gallery.motion_ids())} motions" if self.gallery is not None
             else "- retrieval gallery: none (Retrieve tab disabled)",
         ]

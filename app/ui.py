@@ -61,7 +61,8 @@ def _score_markdown(result) -> str:
 def _ranking_markdown(title: str, hits) -> str:
     lines = [f"**{title}**", "", "| # | score | caption | id |", "|---|---|---|---|"]
     for i, hit in enumerate(hits, start=1):
-        lines.append(f"| {i} | {hit.score:.3f} | {hit.caption} | `{hit.motion_id}` |")
+        source = " (motion capture)" if hit.source == "motion capture" else ""
+        lines.append(f"| {i} | {hit.score:.3f} | {hit.caption}{source} | `{hit.motion_id}` |")
     return "\n".join(lines)
 
 

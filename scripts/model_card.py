@@ -91,6 +91,26 @@ def speed_targets(bench: dict) -> list[str]:
             for what, value, target, unit in checks]
 
 
+def license_section(checkpoint: Path) -> list[str]:
+    """The licence the shipped models inherit, read from each pipeline's saved dataset metadata (``<name>/meta``)."""
+    licences = {}
+    for name in SHIPPED:
+        config = _load(checkpoint / name / "meta" / "config.json")
+        if config is not None:
+            licence = config.get("extra", {}).get("license") or {"name": "Apache-2.0", "attribution": ""}
+            licences[licence["name"]] = licence
+    lines = ["## Licence", ""]
+    restricted = [lic for name, lic in licences.items() if name != "Apache-2.0"]
+    if not restricted:
+        return lines + ["Code, models and the procedural training data: Apache-2.0."]
+    for licence in restricted:
+        lines.append(f"The models were trained on data licensed **{licence['name']}** ({licence.get('url', '')}), so "
+                     f"they are licensed {licence['name']} too: **non-commercial use only**. Attribution: "
+                     f"{licence.get('attribution', '')}."
+                     + (f" Please cite: {licence['citation']}." if licence.get("citation") else ""))
+    return lines + ["", "The code stays Apache-2.0; checkpoints trained on the procedural corpus alone are Apache-2.0."]
+
+
 def build_card(checkpoint: Path, data: Path | None) -> str:
     summary = _load(checkpoint / "training_summary.json") or {}
     config = summary.get("config", {})
@@ -111,7 +131,7 @@ def build_card(checkpoint: Path, data: Path | None) -> str:
             "extractors": "GRU text/motion extractors: the AdaQF feedback and the default evaluator",
             "retrieval_vanilla": "retrieval motion encoder aligned to the vanilla encoder's space",
             "retrieval_ada": "retrieval motion encoder aligned to the adapted encoder's space",
-            "gallery": "retrieval gallery (procedural train/test motions, float16 features and captions)"}
+            "gallery": "retrieval gallery (train/test motions of the training corpus, motion-capture takes labelled as such; float16 features and captions)"}
     for name in SHIPPED:
         if (checkpoint / name).is_dir():
             out.append(f"| `{name}/` | {what[name]} | {_size_mb(checkpoint / name):.1f} MB |")
@@ -121,7 +141,7 @@ def build_card(checkpoint: Path, data: Path | None) -> str:
                "the attention query/key/value and the dense (MLP/output) projections.")
 
     out += ["", "## Training data", ""]
-    if corpus:
+    if corpus and not corpus.get("sources"):
         stats = corpus.get("statistics", {})
         families = stats.get("family_counts", {})
         out.append(f"The procedural motion–language corpus (`adamotion data synth --size {corpus.get('size')}`, seed "
@@ -129,8 +149,21 @@ def build_card(checkpoint: Path, data: Path | None) -> str:
                    f"{len(families)} action families, splits {corpus.get('split_sizes')}, HumanML3D format "
                    f"(263-dim features, 22 joints, {corpus.get('fps')} fps). The test split's captions use held-out "
                    "phrasings (words never seen in training).")
-    else:
+    elif not corpus:
         out.append("The procedural motion–language corpus (`adamotion data synth`, default size, seed 0).")
+    if corpus and corpus.get("sources"):
+        out += ["Procedural motions mixed with real motion capture in one HumanML3D-format folder (`adamotion data "
+                f"mix`, settings {corpus.get('mix')}); split sizes with mirrors {corpus.get('split_sizes')}. The test "
+                "captions of both parts use held-out phrasings (words never seen in training).", "",
+                "| source | kind | licence | train / val / test ids |", "|---|---|---|---|"]
+        for source in corpus["sources"]:
+            counts = source.get("ids", {})
+            out.append(f"| {source.get('name')} | {source.get('kind')} | {source.get('license', {}).get('name')} | "
+                       f"{counts.get('train')} / {counts.get('val')} / {counts.get('test')} |")
+        if (checkpoint / "bandai_namco_contact_sheet.png").is_file():
+            out += ["", "Motion-capture actions (one keyframe strip per action, canonical frame, left side red):", "",
+                    "![contact sheet](bandai_namco_contact_sheet.png)"]
+    out += [""] + license_section(checkpoint)
 
     out += ["", "## Training", "", "`adamotion train all --config configs/default.json` "
             f"({summary.get('total_s', 0) / 60:.0f} min in total on {hardware.get('cpu_count', '?')} CPU cores, "
@@ -166,6 +199,16 @@ def build_card(checkpoint: Path, data: Path | None) -> str:
         out.append("\n![metrics](eval/metrics.png)")
     else:
         out.append("Not evaluated yet: run `adamotion evaluate` (see *Reproduce*).")
+    mocap_report = _load(checkpoint / "eval_mocap" / "report.json")
+    if mocap_report:
+        md = (checkpoint / "eval_mocap" / "report.md").read_text(encoding="utf-8").split("\n", 1)[1].strip()
+        out += ["", "## Generation evaluation (motion-capture test split, held-out phrasings)", "",
+                "The real (Bandai Namco) test takes, evaluated separately from the procedural test split with the same "
+                "evaluator and settings (`eval_mocap/`):", "", md, "", "Adapted vs baseline:", ""]
+        out += generation_verdict(mocap_report, "AdaQF (adapted)", "baseline (vanilla)")
+    if (checkpoint / "bandai_namco_stats.md").is_file():
+        out += ["", "Statistics of the imported motion capture (per split, action × style, physical metrics): "
+                "[bandai_namco_stats.md](bandai_namco_stats.md)."]
 
     out += ["", "## Retrieval (test split)", ""]
     if retrieval:

@@ -423,6 +423,7 @@ def test_about_tab_names_both_encoders_and_the_checkpoint(server):
     assert f"text backbone: {backbone}" in about and backbone in ada_label and backbone in van_label
     assert "trained:" in about and "CPU cores" in about.split("trained:")[1]  # from training_summary.json
     assert "retrieval gallery: " in about and "motions" in about
+    assert "models and training data: Apache-2.0" in about  # procedural-only training data (saved dataset meta)
 
 
 # ----------------------------------------------------------------------------- units: workspaces, config

@@ -395,6 +395,16 @@ _add("VERB", "walks walk walking takes take jogs jogging is runs running strolls
              "reaches bends leans tilts bows inclines tips sits settles perches gets climbs tosses hurls pitches "
              "crouches hunkers ducks comes spins twirls whirls pirouettes sways dances grooves rocks marches "
              "stomps treads lifting reaching leaning performs executes stops bending")
+# Verbs of the Bandai Namco motion-capture captions (adamotion.data.bandai_captions).
+_add("VERB", "rushes bolts makes gestures sweeps show points ushers indicates answer respond puts shouts calls cups "
+             "hollers yells hunches throws swings slashes hacks cleaves dances boogies remains idles lowers reply "
+             "moving swinging stepping flinging dragging turning bending veers say")
+_add("ADV", "onward rearward obliquely aloft diagonally energetically angrily wearily")
+_add("ADJ", "energetic lively angry furious childish feminine huge heavy happy cheerful masculine manly "
+            "theatrical shy unsure old proud sad unhappy tired exhausted young vigorous irate kiddish girlish "
+            "macho showy diffident aged gloomy fatigued drained juvenile joyful haughty big open imaginary cocky "
+            "thuggish brash stagey colossal frail ladylike sprightly fighting boxing full top loud")
+_add("ADP", "like as")
 # Words that are nouns after a determiner/number/adjective and verbs otherwise.
 _NOUN_OR_VERB = frozenset("steps squats punches lunge jog stretch step jump".split())
 # left/right: adjective before a noun ("left hand"), noun otherwise ("to the left").

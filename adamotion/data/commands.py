@@ -25,9 +25,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("files", nargs="+", help="BVH files")
     imp.add_argument("--out", required=True)
     imp.add_argument("--captions", default=None, help="TSV: file stem <TAB> caption (one or more lines per file)")
-    imp.add_argument("--name-map", default=None, help="JSON {bvh joint name: SMPL-22 joint name} for non-CMU rigs")
+    imp.add_argument("--name-map", "--rig", dest="name_map", default=None,
+                     help="built-in rig (cmu_cgspeed_motionbuilder, cmu_cgspeed_3dsmax, bandai-namco) or a JSON "
+                          "{bvh joint name: SMPL-22 joint name}; default: detected")
     imp.add_argument("--scale", type=float, default=None, help="units to metres (default: guessed from height)")
     imp.set_defaults(func=_import_bvh)
+
+    bn = dsub.add_parser("import-bandai-namco",
+                         help="import the Bandai Namco Research Motion dataset (CC BY-NC 4.0) in the HumanML3D layout")
+    bn.add_argument("src", help="the dataset's dataset/ folder (both sub-datasets) or one "
+                               "Bandai-Namco-Research-Motiondataset-N/ folder")
+    bn.add_argument("--out", required=True, help="output dataset folder (keep it outside any repository)")
+    bn.add_argument("--seed", type=int, default=0, help="split and caption seed")
+    bn.add_argument("--workers", type=int, default=2, help="processes (1 or 2)")
+    bn.add_argument("--limit", type=int, default=None, help="import only the first N takes (quick checks)")
+    bn.set_defaults(func=_import_bandai_namco)
+
+    mix = dsub.add_parser("mix", help="one dataset folder mixing the procedural corpus and imported motion capture")
+    mix.add_argument("--procedural", required=True, help="procedural corpus folder (adamotion data synth)")
+    mix.add_argument("--mocap", required=True, help="imported motion-capture folder (e.g. import-bandai-namco)")
+    mix.add_argument("--out", required=True)
+    mix.add_argument("--procedural-fraction", type=float, default=1.0,
+                     help="share of the procedural train/val motions kept (test is always kept whole)")
+    mix.add_argument("--mocap-repeat", type=int, default=1,
+                     help="times each motion-capture training clip is listed in train.txt (oversampling)")
+    mix.add_argument("--seed", type=int, default=0)
+    mix.set_defaults(func=_mix)
 
 
 def _synth(args) -> int:
@@ -50,4 +73,23 @@ def _import_bvh(args) -> int:
 
     out = import_bvh_dataset(args.files, args.out, captions_tsv=args.captions, name_map=args.name_map, scale=args.scale)
     print(f"wrote dataset to {out}")
+    return 0
+
+
+def _import_bandai_namco(args) -> int:
+    from adamotion.data.bandai_namco import import_bandai_namco
+    from adamotion.data.synthetic import corpus_statistics
+
+    out = import_bandai_namco(args.src, args.out, seed=args.seed, workers=args.workers, limit=args.limit)
+    print(corpus_statistics(out).format())
+    print(f"wrote dataset to {out} (CC BY-NC 4.0: never commit it; models trained on it inherit the licence)")
+    return 0
+
+
+def _mix(args) -> int:
+    from adamotion.data.mixed import mix_datasets
+
+    out = mix_datasets(args.procedural, args.mocap, args.out, procedural_fraction=args.procedural_fraction,
+                       mocap_repeat=args.mocap_repeat, seed=args.seed)
+    print(f"wrote mixed dataset to {out}")
     return 0

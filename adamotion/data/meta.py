@@ -22,6 +22,7 @@ from adamotion.utils.serialization import CheckpointError, load_config, load_ten
 log = logging.getLogger(__name__)
 
 COMPONENT = "dataset_meta"
+PROJECT_LICENSE = {"name": "Apache-2.0", "url": "https://www.apache.org/licenses/LICENSE-2.0", "attribution": ""}
 DEFAULT_NORMALIZATION = "mean/std read from the dataset's Mean.npy/Std.npy"
 CONSTANT_GROUP_STD = 1e-6  # a feature group whose mean std is below this is constant; its std becomes 1
 
@@ -44,6 +45,20 @@ def group_std(per_dim_std: np.ndarray, skeleton: Skeleton) -> np.ndarray:
             value = 1.0
         out[columns] = value
     return out
+
+
+def write_mean_std(root: str | os.PathLike, sums, skeleton: Skeleton) -> None:
+    """``Mean.npy``/``Std.npy`` of a dataset from per-clip ``(sum (F,), sum of squares (F,), frames)`` float64
+    triples: per-dimension mean, :func:`group_std` of the per-dimension std."""
+    total, total_sq, frames = np.zeros(skeleton.feature_dim), np.zeros(skeleton.feature_dim), 0
+    for clip_sum, clip_sum_sq, clip_frames in sums:
+        total, total_sq, frames = total + clip_sum, total_sq + clip_sum_sq, frames + clip_frames
+    if frames == 0:
+        raise ValueError(f"{root}: no training frames to compute Mean.npy/Std.npy from; the train split is empty")
+    mean = total / frames
+    std = np.sqrt(np.maximum(total_sq / frames - mean ** 2, 0.0))
+    np.save(Path(root) / "Mean.npy", mean.astype(np.float32))
+    np.save(Path(root) / "Std.npy", group_std(std, skeleton).astype(np.float32))
 
 
 @dataclass
@@ -165,8 +180,20 @@ class DatasetMeta:
                                  f"{skeleton.name!r}; pass the dataset's skeleton (e.g. KIT for KIT-ML)")
             arrays[label] = arr
         note = info.get("normalization", {}).get("note", DEFAULT_NORMALIZATION)
+        extra = {"root": str(root), "license": dict(info.get("license") or PROJECT_LICENSE)}
+        if info.get("sources"):
+            extra["sources"] = [{k: s[k] for k in ("name", "kind", "license") if k in s} for s in info["sources"]]
         return cls(name=name or root.name, skeleton=skeleton, fps=skeleton.fps, feature_dim=skeleton.feature_dim,
-                   mean=arrays["Mean"], std=arrays["Std"], normalization=note, extra={"root": str(root)})
+                   mean=arrays["Mean"], std=arrays["Std"], normalization=note, extra=extra)
+
+    @property
+    def license(self) -> dict:
+        """Licence of the training data (``name``, ``url``, ``attribution``): what models trained on it inherit.
+
+        Recorded from the dataset's ``corpus.json``; metadata saved before licences were recorded, and datasets
+        that record none (the procedural corpus), are the project's own Apache-2.0 data.
+        """
+        return dict(self.extra.get("license") or PROJECT_LICENSE)
 
 
 def _as_vector(x: Any, label: str) -> np.ndarray:

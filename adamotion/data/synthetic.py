@@ -41,7 +41,7 @@ from typing import Callable
 import numpy as np
 
 from adamotion.data import captions as cap
-from adamotion.data.meta import group_std
+from adamotion.data.meta import write_mean_std
 from adamotion.motion import rotations as R
 from adamotion.motion.physics import min_foot_height, skating_transitions
 from adamotion.motion.skeleton import HUMANML3D, Skeleton
@@ -1418,17 +1418,7 @@ def _write_corpus_index(root: Path, records: list[dict], skeleton: Skeleton, *, 
     for split, _fraction in SPLIT_FRACTIONS:
         ids = [mid for r in records if r["split"] == split for mid in (r["id"], MIRROR_PREFIX + r["id"])]
         (root / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
-    total = np.zeros(skeleton.feature_dim)
-    total_sq = np.zeros(skeleton.feature_dim)
-    frames = 0
-    for r in records:
-        if "sums" in r:
-            s, sq, n = r.pop("sums")
-            total, total_sq, frames = total + s, total_sq + sq, frames + n
-    mean = total / frames
-    std = np.sqrt(np.maximum(total_sq / frames - mean ** 2, 0.0))
-    np.save(root / "Mean.npy", mean.astype(np.float32))
-    np.save(root / "Std.npy", group_std(std, skeleton).astype(np.float32))
+    write_mean_std(root, [r.pop("sums") for r in records if "sums" in r], skeleton)
     skating = sum(r["skating"][0] for r in records)
     steps = sum(r["skating"][1] for r in records)
     families: dict[str, int] = {}

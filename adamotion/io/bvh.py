@@ -633,6 +633,32 @@ def _cmu_map(name: str, description: str, *, up_leg: str, knee: str, ankle: str,
     return JointNameMap(name=name, sources=sources, units_to_metres=CMU_UNITS_TO_METRES, description=description)
 
 
+def _bandai_namco_map() -> JointNameMap:
+    """Bandai Namco Research Motion dataset rig (centimetres, y up, ``_L``/``_R`` suffixes).
+
+    Chain ``Hips -> Spine -> Chest -> Neck -> Head``; ``Chest`` carries both ``Shoulder_*`` (clavicle) joints,
+    exactly like SMPL ``spine3``, so spine3 = ``Chest``, spine2 = ``Spine`` and spine1 = the midpoint of
+    ``Hips`` and ``Spine`` (no joint there; one on the root would be a zero-length bone). collar =
+    ``Shoulder_*``, shoulder/elbow/wrist = ``UpperArm``/``LowerArm``/``Hand``, hip/knee/ankle/foot =
+    ``UpperLeg``/``LowerLeg``/``Foot``/``Toes``. ``joint_Root`` (the floor projection) is not used.
+    """
+    sources: dict[str, dict[str, float]] = {
+        "pelvis": {"Hips": 1.0},
+        "spine1": {"Hips": 0.5, "Spine": 0.5},
+        "spine2": {"Spine": 1.0},
+        "spine3": {"Chest": 1.0},
+        "neck": {"Neck": 1.0},
+        "head": {"Head": 1.0},
+    }
+    for side, suffix in (("left", "_L"), ("right", "_R")):
+        for smpl, bvh_joint in (("hip", "UpperLeg"), ("knee", "LowerLeg"), ("ankle", "Foot"), ("foot", "Toes"),
+                                ("collar", "Shoulder"), ("shoulder", "UpperArm"), ("elbow", "LowerArm"),
+                                ("wrist", "Hand")):
+            sources[f"{side}_{smpl}"] = {bvh_joint + suffix: 1.0}
+    return JointNameMap(name="bandai-namco", sources=sources, units_to_metres=0.01,
+                        description="Bandai Namco Research Motion dataset BVH (centimetres, y up)")
+
+
 BUILTIN_NAME_MAPS: dict[str, JointNameMap] = {
     m.name: m
     for m in (
@@ -642,6 +668,7 @@ BUILTIN_NAME_MAPS: dict[str, JointNameMap] = {
         _cmu_map("cmu_cgspeed_3dsmax", "CMU mocap, cgspeed 3dsMax-friendly BVH release",
                  up_leg="LeftHip", knee="LeftKnee", ankle="LeftAnkle", toe="LeftToe", vertebra="Chest",
                  thorax="Chest2", neck="Neck", shoulder="LeftShoulder", elbow="LeftElbow", wrist="LeftWrist"),
+        _bandai_namco_map(),
     )
 }
 """Built-in rigs by name (the skeleton-named identity map is added per skeleton by :func:`detect_name_map`)."""

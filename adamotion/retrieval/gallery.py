@@ -36,24 +36,41 @@ class RetrievalHit:
     score: float  # cosine similarity in the encoder's space
     caption: str  # the motion's first caption (text → motion) or the retrieved caption (motion → text)
     split: str
+    source: str = "procedural"  # "motion capture" for real takes (e.g. Bandai Namco), shown next to the caption
 
 
 # ----------------------------------------------------------------------------- gallery data
 def write_gallery(dataset_root: str | Path, out_dir: str | Path, splits=("train", "test"), max_per_split: int | None = None,
                   seed: int = 0, include_mirrored: bool = False) -> Path:
-    """Copy motions of ``splits`` of a HumanML3D-layout dataset into a compact gallery folder (atomic)."""
+    """Copy motions of ``splits`` of a HumanML3D-layout dataset into a compact gallery folder (atomic).
+
+    Each motion is labelled with its source (``"procedural"`` or, from the dataset's ``corpus.json``, e.g.
+    ``"motion capture"``). When a split mixes sources and is capped by ``max_per_split``, every source gets an
+    equal share of the cap (as far as it has motions), so real takes are not drowned by procedural ones.
+    """
     from safetensors.numpy import save_file
 
     from adamotion.data.humanml3d import load_split_ids, read_captions
+    from adamotion.data.mixed import PROCEDURAL_KIND, motion_source_kinds
 
     root = Path(dataset_root)
     rng = np.random.default_rng(seed)
-    ids, split_of, captions, clips = [], {}, {}, []
+    kinds = motion_source_kinds(root)
+    ids, split_of, captions, clips, sources = [], {}, {}, [], {}
     for split in splits:
-        split_ids = [i for i in load_split_ids(root, split) if include_mirrored or not i.startswith("M")]
+        split_ids = list(dict.fromkeys(i for i in load_split_ids(root, split) if include_mirrored or not i.startswith("M")))
         if max_per_split is not None and len(split_ids) > max_per_split:
-            split_ids = sorted(rng.choice(split_ids, size=max_per_split, replace=False).tolist())
+            by_kind: dict[str, list[str]] = {}
+            for motion_id in split_ids:
+                by_kind.setdefault(kinds.get(motion_id, PROCEDURAL_KIND), []).append(motion_id)
+            chosen, budget = [], max_per_split
+            for position, (kind, members) in enumerate(sorted(by_kind.items(), key=lambda kv: len(kv[1]))):
+                share = min(len(members), budget // (len(by_kind) - position))
+                chosen += rng.choice(members, size=share, replace=False).tolist()
+                budget -= share
+            split_ids = sorted(chosen)
         for motion_id in split_ids:
+            sources[motion_id] = kinds.get(motion_id, PROCEDURAL_KIND)
             feats = np.load(root / "new_joint_vecs" / f"{motion_id}.npy").astype(np.float32)
             texts = [c["caption"] if isinstance(c, dict) else c for c in read_captions(root / "texts" / f"{motion_id}.txt")]
             ids.append(motion_id)
@@ -66,7 +83,8 @@ def write_gallery(dataset_root: str | Path, out_dir: str | Path, splits=("train"
     out_dir = Path(out_dir)
     with atomic_folder(out_dir) as tmp:
         save_file({"features": np.concatenate(clips).astype(np.float16), "offsets": offsets}, str(tmp / "features.safetensors"))
-        meta = {"component": "retrieval_gallery", "dataset": root.name, "ids": ids, "splits": split_of, "captions": captions}
+        meta = {"component": "retrieval_gallery", "dataset": root.name, "ids": ids, "splits": split_of, "captions": captions,
+                "sources": sources}
         (tmp / "gallery.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     return out_dir
 
@@ -88,6 +106,7 @@ class GalleryData:
         self.ids: list[str] = meta["ids"]
         self.splits: dict[str, str] = meta["splits"]
         self.captions: dict[str, list[str]] = meta["captions"]
+        self.sources: dict[str, str] = meta.get("sources", {})  # galleries written before sources: all procedural
         self._features = tensors["features"]  # (sum T, F) float16
         self._offsets = tensors["offsets"]  # (N + 1,)
         self._row = {motion_id: i for i, motion_id in enumerate(self.ids)}
@@ -97,6 +116,10 @@ class GalleryData:
             raise KeyError(f"unknown gallery motion {motion_id!r}")
         i = self._row[motion_id]
         return self._features[self._offsets[i]:self._offsets[i + 1]].astype(np.float32)  # (T, F)
+
+    def source(self, motion_id: str) -> str:
+        """Where a gallery motion comes from: ``"procedural"`` or e.g. ``"motion capture"``."""
+        return self.sources.get(motion_id, "procedural")
 
     def checksum(self) -> str:
         return checksum_paths([self.folder / "gallery.json", self.folder / "features.safetensors"])
@@ -179,7 +202,8 @@ class RetrievalGallery:
             query_emb = self._text_embeddings([query], key)[0].numpy()
             hits = self.indexes[key].search_text(query_emb, k=len(self.data.ids))
             chosen = [h for h in hits if split is None or self.data.splits[h[0]] == split][:k]
-            results[key] = [RetrievalHit(motion_id=i, score=float(s), caption=c, split=self.data.splits[i]) for i, s, c in chosen]
+            results[key] = [RetrievalHit(motion_id=i, score=float(s), caption=c, split=self.data.splits[i],
+                                         source=self.data.source(i)) for i, s, c in chosen]
         return results
 
     def motion_to_text(self, features: np.ndarray, k: int = 5) -> dict[str, list[RetrievalHit]]:
@@ -188,7 +212,8 @@ class RetrievalGallery:
         for key in ENCODER_KEYS:
             motion_emb = self._motion_embeddings([np.asarray(features, np.float32)], key)[0].numpy()
             hits = self.indexes[key].search_motion(motion_emb, k=k)
-            results[key] = [RetrievalHit(motion_id=i, score=float(s), caption=c, split=self.data.splits[i]) for i, s, c in hits]
+            results[key] = [RetrievalHit(motion_id=i, score=float(s), caption=c, split=self.data.splits[i],
+                                         source=self.data.source(i)) for i, s, c in hits]
         return results
 
     # -- gallery access for the UI
