@@ -34,14 +34,16 @@ def _load_index(root: Path) -> dict:
 def physical_statistics(root: Path, clip_ids: list[str]) -> dict[str, tuple[float, float]]:
     """Mean and 95 % interval half-width over clips of each physical metric (canonical joints, metres)."""
     from adamotion.eval import metrics
+    from adamotion.motion.skeleton import HUMANML3D
+    from adamotion.utils.numeric import mean_ci95
 
     per_metric: dict[str, list[float]] = defaultdict(list)
     for clip_id in clip_ids:
         joints = np.load(root / "new_joints" / f"{clip_id}.npy").astype(np.float64)  # (T, 22, 3)
-        per_metric["skating ratio (share of frame steps)"].append(metrics.skating_ratio(joints))
+        per_metric["skating ratio (share of frame steps)"].append(metrics.skating_ratio(joints, HUMANML3D))
         feet = joints[:, :, 1].min(axis=1)  # (T,) lowest joint per frame
         per_metric["lowest joint above floor, median over frames (m)"].append(float(np.median(feet)))
-    return {name: tuple(float(v) for v in metrics.mean_ci95(np.asarray(values))) for name, values in per_metric.items()}
+    return {name: tuple(float(v) for v in mean_ci95(np.asarray(values))) for name, values in per_metric.items()}
 
 
 def build_report(root: Path) -> tuple[str, dict]:

@@ -319,3 +319,26 @@ def test_default_data_script_mixes_when_given_the_dataset_and_stays_procedural_w
     env["BANDAI_NAMCO"] = str(tmp_path / "missing")
     bad = subprocess.run([str(script), str(tiny_corpus), *outs], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "is not a folder" in bad.stderr
+
+
+def test_dataset_report_counts_the_import_and_draws_one_strip_per_action(imported, tmp_path):
+    import importlib.util
+
+    from PIL import Image
+
+    spec = importlib.util.spec_from_file_location("dataset_report",
+                                                  Path(__file__).parents[1] / "scripts" / "dataset_report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    text, numbers = report.build_report(imported)
+    info = json.loads((imported / "corpus.json").read_text())
+    assert sum(s["takes"] for s in numbers["splits"].values()) == len(TAKES)
+    assert sum(s["clips"] for s in numbers["splits"].values()) == sum(len(t["clips"]) for t in info["takes"].values())
+    frames = sum(c["frames"] for t in info["takes"].values() for c in t["clips"])
+    assert sum(s["hours"] for s in numbers["splits"].values()) == pytest.approx(frames / 20 / 3600)
+    assert "| raise-up-left-hand |" in text and "skating ratio" in text
+    sheet = report.contact_sheet(imported, tmp_path / "sheet.png", panel=(60, 90))
+    actions = {t["action"] for t in info["takes"].values() if t["clips"]}
+    with Image.open(sheet) as image:
+        assert image.height % len(actions) == 0 and image.height // len(actions) >= 90
+    assert sheet.stat().st_size < 1_000_000
