@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import re
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from adamotion.data.clips import (CROP_TOLERANCE, IDLE_SPEED, MAX_FRAMES, MIN_FR
 from adamotion.data.meta import write_mean_std
 from adamotion.motion.skeleton import HUMANML3D, Skeleton
 from adamotion.utils.files import atomic_folder, atomic_write_json
+from adamotion.utils.parallel import map_with_workers
 
 logger = logging.getLogger(__name__)
 
@@ -294,9 +294,6 @@ def import_bandai_namco(src: str | os.PathLike, out: str | os.PathLike, *, seed:
     ``limit`` takes in name order (for quick checks). An existing non-empty ``out`` is refused unless
     ``overwrite`` or it is an earlier import (its ``corpus.json`` says so).
     """
-    from tqdm.auto import tqdm
-
-
     takes = discover_takes(src)
     if limit is not None:
         takes = takes[:int(limit)]
@@ -311,16 +308,9 @@ def import_bandai_namco(src: str | os.PathLike, out: str | os.PathLike, *, seed:
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; a dataset folder is readable like any other
         for sub in ("new_joints", "new_joint_vecs", "texts"):
             (tmp / sub).mkdir()
-        tasks = [(t, splits[t.stem]) for t in takes]
-        progress = dict(total=len(tasks), desc="import bandai-namco", unit="take", disable=None)
-        if workers == 1:
-            _init_worker(str(tmp), seed, skeleton.name)
-            records = [_import_take(t) for t in tqdm(tasks, **progress)]
-        else:
-            methods = multiprocessing.get_all_start_methods()
-            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-            with context.Pool(workers, initializer=_init_worker, initargs=(str(tmp), seed, skeleton.name)) as pool:
-                records = list(tqdm(pool.imap(_import_take, tasks, chunksize=4), **progress))
+        records = map_with_workers(_import_take, [(t, splits[t.stem]) for t in takes], workers=workers,
+                                   initializer=_init_worker, initargs=(str(tmp), seed, skeleton.name),
+                                   progress=dict(desc="import bandai-namco", unit="take"))
         _write_index(tmp, records, skeleton, src=Path(src), seed=seed)
     return out
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import multiprocessing
 import os
 import time
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from adamotion.motion import rotations as R
 from adamotion.motion.physics import min_foot_height, skating_transitions
 from adamotion.motion.skeleton import HUMANML3D, Skeleton
 from adamotion.utils.files import atomic_folder, atomic_write_json, read_json
+from adamotion.utils.parallel import map_with_workers
 
 logger = logging.getLogger(__name__)
 
@@ -1373,8 +1373,6 @@ def build_corpus(out: str | os.PathLike, size: str = "default", num_motions: int
     ``seed`` and the number of motions, not on ``workers`` (default: one for tiny, all cores otherwise).
     An existing corpus at ``out`` is replaced; any other existing non-empty folder is refused.
     """
-    from tqdm.auto import tqdm
-
     if size not in SIZES:
         raise ValueError(f"unknown corpus size {size!r}; choose one of {sorted(SIZES)}")
     if seed < 0:
@@ -1396,15 +1394,9 @@ def build_corpus(out: str | os.PathLike, size: str = "default", num_motions: int
     with atomic_folder(out) as tmp:
         for sub in ("new_joints", "new_joint_vecs", "texts"):
             (tmp / sub).mkdir()
-        progress = dict(total=num, desc=f"corpus {size}", unit="motion", disable=None, leave=False)
-        if workers == 1:
-            _init_worker(str(tmp), seed, skeleton.name)
-            records = [_build_one(t) for t in tqdm(tasks, **progress)]
-        else:
-            methods = multiprocessing.get_all_start_methods()
-            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-            with context.Pool(workers, initializer=_init_worker, initargs=(str(tmp), seed, skeleton.name)) as pool:
-                records = list(tqdm(pool.imap(_build_one, tasks, chunksize=8), **progress))
+        records = map_with_workers(_build_one, tasks, workers=workers, initializer=_init_worker,
+                                   initargs=(str(tmp), seed, skeleton.name), chunksize=8,
+                                   progress=dict(desc=f"corpus {size}", unit="motion", leave=False))
         records.sort(key=lambda r: r["index"])
         _write_corpus_index(tmp, records, skeleton, size=size, seed=seed)
     seconds = time.perf_counter() - t0
