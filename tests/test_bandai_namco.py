@@ -342,3 +342,16 @@ def test_dataset_report_counts_the_import_and_draws_one_strip_per_action(importe
     with Image.open(sheet) as image:
         assert image.height % len(actions) == 0 and image.height // len(actions) >= 90
     assert sheet.stat().st_size < 1_000_000
+
+
+def test_a_take_with_an_unknown_label_is_left_out_with_its_reason(tmp_path):
+    from adamotion.data import bandai_namco as bn
+
+    folder = tmp_path / "dataset" / "Bandai-Namco-Research-Motiondataset-3" / "data"
+    folder.mkdir(parents=True)
+    (folder / "dataset-3_juggle_normal_001.bvh").write_text("not read: the label is checked first")
+    (take,) = discover_takes(tmp_path / "dataset")
+    assert (take.action, take.style, take.subset) == ("juggle", "normal", 3)
+    bn._init_worker(str(tmp_path), 0, S.name)
+    record = bn._import_take((take, "train"))
+    assert record["clips"] == [] and record["dropped"].startswith("unknown action 'juggle'")

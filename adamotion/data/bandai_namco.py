@@ -32,6 +32,9 @@ moves most), from the label for dataset-2 ("wave-left-hand"); the labelled side 
 and disagreements are counted in ``corpus.json``. Splits are by take, stratified by action x style
 (:func:`assign_splits`).
 
+Takes whose action or style has no caption phrases here, or that the length rules drop, are left out and
+listed in ``corpus.json`` with the reason; the rest of the import goes on.
+
 The data is CC BY-NC 4.0; ``corpus.json`` records the licence and attribution, and every model trained on a
 dataset containing it carries them in its saved dataset metadata.
 """
@@ -144,12 +147,9 @@ def discover_takes(src: str | os.PathLike) -> list[Take]:
                     info = json.loads(label.read_text(encoding="utf-8"))
                     action, style = contents[int(info["content"])], styles[int(info["style"])]
                 except (ValueError, KeyError, IndexError, TypeError) as exc:
-                    raise BandaiNamcoError(f"{label}: unreadable label ({exc}); expected {{\"content\": i, "
-                                           f"\"style\": j}} indexing cfg/*_label.txt") from None
-            if action not in ACTIONS:
-                raise BandaiNamcoError(f"{path}: unknown action {action!r}; known: {sorted(ACTIONS)}")
-            if style not in bcap.STYLE_PHRASES:
-                raise BandaiNamcoError(f"{path}: unknown style {style!r}; known: {sorted(bcap.STYLE_PHRASES)}")
+                    logger.warning("%s: unreadable label (%s; expected {\"content\": i, \"style\": j} indexing "
+                                   "cfg/*_label.txt); using the file name's labels", label, exc)
+            # Unknown labels are kept here and left out by the import with the reason in corpus.json.
             takes.append(Take(path, subset, action, style, number))
     if not takes:
         raise BandaiNamcoError(f"{src}: no dataset-N_*.bvh takes found; pass the dataset's dataset/ folder "
@@ -234,6 +234,12 @@ def _import_take(task: tuple[Take, str]) -> dict:
     root, skeleton = _WORKER["root"], _WORKER["skeleton"]
     record = {"take": take.stem, "subset": take.subset, "action": take.action, "style": take.style, "split": split,
               "clips": [], "frames": 0}
+    unknown = [f"unknown {kind} {label!r} (known: {sorted(known)})" for kind, label, known in
+               (("action", take.action, ACTIONS), ("style", take.style, bcap.STYLE_PHRASES)) if label not in known]
+    if unknown:
+        logger.warning("%s: left out: %s", take.path, "; ".join(unknown))
+        record["dropped"] = "; ".join(unknown)
+        return record
     try:
         loaded = load_bvh_motion(take.path, name_map=RIG, skeleton=skeleton)
     except (ValueError, OSError) as exc:
@@ -357,6 +363,7 @@ def _write_index(root: Path, records: list[dict], skeleton: Skeleton, *, src: Pa
         "source": str(src),
         "rig": RIG,
         "mirror_prefix": MIRROR_PREFIX,
+        "new_joints": "joints_from_features(new_joint_vecs): canonical frame, as many frames as the features (T-1)",
         "split_sizes": {k: len(v) for k, v in split_ids.items()},
         "borrowed_splits": borrowed,
         "caption_lexicons": {"train_val": cap.SEEN, "test": cap.HELD_OUT},
