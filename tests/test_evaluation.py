@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from adamotion.cli import main as cli_main
-from adamotion.eval.evaluate import EvalConfig, EvalTarget, evaluate, load_evaluator, run_evaluation
+from adamotion.eval.evaluate import METRIC_KEYS, EvalConfig, EvalTarget, evaluate, load_evaluator, run_evaluation
+from adamotion.motion.skeleton import HUMANML3D
 
 torch.set_num_threads(1)
 
@@ -38,13 +39,16 @@ def test_evaluate_is_seeded_and_has_every_metric_per_repeat(pipelines, evaluator
     assert list(first) == ["ground truth", "adaqf", "baseline"]
     for row in ("adaqf", "baseline"):
         values = first[row]
-        assert all(len(values[k]) == SMALL.repeats for k in
-                   ("fid", "r_precision", "mm_dist", "diversity", "multimodality", "skating_ratio")), values
+        assert set(values) == set(METRIC_KEYS) and "jitter" in values and "floating_ratio" in values
+        assert all(len(values[k]) == SMALL.repeats for k in METRIC_KEYS), values
         for top in values["r_precision"]:
             assert len(top) == 3 and 0 <= top[0] <= top[1] <= top[2] <= 1  # top-1 <= top-2 <= top-3
         assert all(v >= 0 for v in values["fid"]) and all(0 <= v <= 1 for v in values["skating_ratio"])
         assert values == again[row]  # same seeds, same numbers
     assert first["ground truth"]["multimodality"] == []  # no multimodality for real motions
+    # real joints keep their bone lengths (features rebuilt by FK) while 2-step samples do not, and jitter more
+    assert max(first["ground truth"]["bone_variation"]) < 1e-3 < min(first["adaqf"]["bone_variation"])
+    assert max(first["ground truth"]["jitter"]) < min(first["adaqf"]["jitter"])
     # real motions against the real pool score a far smaller FID than 2-step samples from a barely trained model
     assert max(first["ground truth"]["fid"]) < min(first["adaqf"]["fid"] + first["baseline"]["fid"])
 

@@ -7,11 +7,17 @@ import numpy as np
 import pytest
 
 from adamotion.eval.metrics import (
+    bone_length_variation,
     diversity,
+    foot_floating,
+    foot_penetration,
     frechet_distance,
+    joint_acceleration,
+    joint_jerk,
     mean_ci95,
     mm_distance,
     multimodality,
+    physical_metrics,
     r_precision,
     skating_ratio,
 )
@@ -191,6 +197,111 @@ def test_skating_ratio_padded_batch_with_lengths_and_mask():
         skating_ratio(batch[:, :, :21], HUMANML3D)
 
 
+# ============================================================================ physical quality
+def _rest_pose_clip(num_frames: int, skeleton=HUMANML3D) -> np.ndarray:
+    """(T, J, 3) the skeleton's rest pose (FK of its target offsets), feet on the floor, still."""
+    offsets = skeleton.target_offsets.astype(np.float64)  # (J, 3)
+    pose = np.zeros_like(offsets)
+    for joint, parent in enumerate(skeleton.parents):
+        if parent >= 0:
+            pose[joint] = pose[parent] + offsets[joint]
+    pose[:, 1] -= pose[list(skeleton.foot_joints), 1].min()
+    return np.repeat(pose[None], num_frames, axis=0)
+
+
+def test_constant_velocity_has_zero_acceleration_and_jerk():
+    clip = _rest_pose_clip(30)
+    clip += np.arange(30)[:, None, None] * np.array([0.07, 0.0, -0.03])  # 1.4 m/s along x, -0.6 m/s along z
+    assert joint_acceleration(clip, HUMANML3D) == pytest.approx(0.0, abs=1e-9)
+    assert joint_jerk(clip, HUMANML3D) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("frequency_hz, fps", [(3.0, 20.0), (1.25, 20.0), (2.0, 12.5)])
+def test_circular_jitter_gives_its_discrete_closed_form(frequency_hz, fps):
+    """Every joint circles with radius A at f Hz in the x-z plane: |second difference| is exactly
+    2 A (1 - cos w) with w = 2 pi f / fps, i.e. 4 A sin^2(pi f / fps); the third difference is 8 A |sin^3(pi f / fps)|."""
+    radius = 0.02
+    t = np.arange(40)
+    angle = 2 * np.pi * frequency_hz * t / fps
+    clip = _rest_pose_clip(40)
+    clip[:, :, 0] += radius * np.cos(angle)[:, None]
+    clip[:, :, 2] += radius * np.sin(angle)[:, None]
+    half = np.pi * frequency_hz / fps
+    assert joint_acceleration(clip, HUMANML3D, fps=fps) == pytest.approx(4 * radius * np.sin(half) ** 2 * fps**2, rel=1e-9)
+    assert joint_jerk(clip, HUMANML3D, fps=fps) == pytest.approx(8 * radius * abs(np.sin(half)) ** 3 * fps**3, rel=1e-9)
+    # the skeleton's own fps is the default: a 20 fps skeleton evaluated at 20 fps
+    if fps == HUMANML3D.fps:
+        assert joint_acceleration(clip, HUMANML3D) == joint_acceleration(clip, HUMANML3D, fps=fps)
+
+
+def test_alternating_one_joint_jitter_averages_over_joints():
+    """One joint flips by +/-A every frame (Nyquist): |a| = 4 A fps^2 at that joint, 0 elsewhere."""
+    amplitude = 0.01
+    clip = _rest_pose_clip(12)
+    clip[:, 20, 1] += amplitude * (-1.0) ** np.arange(12)
+    expected = 4 * amplitude * HUMANML3D.fps**2 / HUMANML3D.num_joints
+    assert joint_acceleration(clip, HUMANML3D) == pytest.approx(expected, rel=1e-12)
+
+
+def test_padded_batch_ignores_padding_for_every_physical_metric():
+    still = _rest_pose_clip(20)
+    garbage = still.copy()
+    garbage[8:] = np.random.default_rng(0).normal(size=garbage[8:].shape)  # padding after 8 real frames
+    batch = np.stack([still, garbage])  # (B=2, T=20, J, 3)
+    per_clip = physical_metrics(batch, HUMANML3D, lengths=[20, 8], reduce="none")
+    for key, values in per_clip.items():
+        assert values.shape == (2,), key
+        np.testing.assert_allclose(values, 0.0, atol=1e-12, err_msg=key)
+    mask = np.arange(20)[None] < np.array([[20], [8]])
+    assert physical_metrics(batch, HUMANML3D, mask=mask) == physical_metrics(batch, HUMANML3D, lengths=[20, 8])
+    assert joint_acceleration(batch, HUMANML3D, reduce="none")[1] > 1.0  # without lengths the padding counts
+    with pytest.raises(ValueError, match="fewer than 3 valid frames"):
+        joint_acceleration(batch, HUMANML3D, lengths=[20, 2])
+    with pytest.raises(TypeError, match="Skeleton"):
+        joint_acceleration(batch, "humanml3d")
+
+
+def test_bone_length_variation_rigid_is_zero_and_stretch_is_its_cv():
+    clip = _rest_pose_clip(10)
+    spin = np.linspace(0, np.pi, 10)  # rotate the whole rigid body about y: lengths unchanged
+    rotated = clip.copy()
+    rotated[..., 0] = clip[..., 0] * np.cos(spin)[:, None] + clip[..., 2] * np.sin(spin)[:, None]
+    rotated[..., 2] = -clip[..., 0] * np.sin(spin)[:, None] + clip[..., 2] * np.cos(spin)[:, None]
+    assert bone_length_variation(rotated, HUMANML3D) == pytest.approx(0.0, abs=1e-12)
+    # the left wrist's bone alternates between 0.9 L and 1.1 L: CV 0.1 on one of 21 bones
+    stretched = clip.copy()
+    forearm = clip[:, 20] - clip[:, 18]  # (T, 3)
+    scale = np.where(np.arange(10) % 2 == 0, 0.9, 1.1)[:, None]
+    stretched[:, 20] = clip[:, 18] + forearm * scale
+    assert bone_length_variation(stretched, HUMANML3D) == pytest.approx(0.1 / len(HUMANML3D.bones), rel=1e-9)
+
+
+def test_foot_penetration_depth_and_share():
+    clip = _rest_pose_clip(10)
+    sunk = clip.copy()
+    sunk[:, HUMANML3D.feet_right[1], 1] = -0.03  # right toe 3 cm under the floor all along
+    depth, share = foot_penetration(sunk, HUMANML3D)
+    assert depth == pytest.approx(0.03) and share == 1.0
+    assert foot_penetration(clip, HUMANML3D) == (0.0, 0.0)
+    half = clip.copy()
+    half[:5, :, 1] -= 0.005  # 5 mm under for half the frames: below the 1 cm tolerance of the share
+    depth, share = foot_penetration(half, HUMANML3D)
+    assert depth == pytest.approx(0.0025) and share == 0.0
+
+
+def test_floating_counts_planted_feet_in_the_air_only():
+    standing = _rest_pose_clip(10)
+    assert foot_floating(standing, HUMANML3D) == 0.0
+    hovering = standing + np.array([0.0, 0.2, 0.0])  # whole body still, 20 cm above the floor
+    assert foot_floating(hovering, HUMANML3D) == 1.0
+    jumping = standing.copy()  # feet leave the floor fast (30 cm per frame = 6 m/s): flight, not floating
+    jumping[:, :, 1] += 0.3 * np.arange(10)[:, None]
+    assert foot_floating(jumping, HUMANML3D) == 0.0
+    partly = standing.copy()
+    partly[6:, :, 1] += 0.1  # steps 6..8 hover (3 of 9 transitions); the jump itself (5 -> 6) is 10 cm/frame = 2 m/s
+    assert foot_floating(partly, HUMANML3D) == pytest.approx(3 / 9)
+
+
 # ============================================================================ retrieval metrics
 def _similarity_with_ranks(ranks: list[int]) -> np.ndarray:
     """(N, N) similarity whose row i ranks its diagonal item at position ranks[i] (1-based)."""
@@ -331,13 +442,17 @@ def test_write_report_files_read_back(tmp_path):
 
     results = {
         "real motions": {"fid": [0.0, 0.0], "r_precision": [[0.5, 0.7, 0.8], [0.52, 0.7, 0.8]],
-                         "diversity": [9.5, 9.7], "mm_dist": [3.0, 3.0], "skating_ratio": []},
+                         "diversity": [9.5, 9.7], "mm_dist": [3.0, 3.0], "skating_ratio": [0.04, 0.04],
+                         "jitter": [], "multimodality": []},
         "baseline": {"fid": [0.5, 0.7], "r_precision": [[0.4, 0.6, 0.7], [0.42, 0.6, 0.72]],
-                     "diversity": [9.0, 9.0], "mm_dist": [3.5, 3.7], "skating_ratio": [0.1, 0.09]},
+                     "diversity": [9.0, 9.0], "mm_dist": [3.5, 3.7], "skating_ratio": [0.1, 0.09],
+                     "jitter": [30.0, 30.0], "multimodality": []},
         "AdaQF": {"fid": [0.1, 0.2], "r_precision": [[0.45, 0.65, 0.75], [0.47, 0.65, 0.77]],
-                  "diversity": [9.4, 9.8], "mm_dist": [3.2, 3.4], "skating_ratio": [0.05, 0.07]},
+                  "diversity": [9.4, 9.8], "mm_dist": [3.2, 3.4], "skating_ratio": [0.05, 0.07],
+                  "jitter": [25.0, 25.0], "multimodality": []},
     }
-    paths = write_report(results, tmp_path / "report", "HumanML3D test", reference="real motions")
+    paths = write_report(results, tmp_path / "report", "HumanML3D test", reference="real motions",
+                         evaluator="evaluator-under-test (sha256 abc)")
 
     report = json.loads(paths["json"].read_text())
     assert report["methods"] == ["real motions", "baseline", "AdaQF"]
@@ -345,18 +460,30 @@ def test_write_report_files_read_back(tmp_path):
     assert fid["values"] == [0.5, 0.7] and fid["mean"] == pytest.approx(0.6)
     assert fid["ci95"] == pytest.approx(1.96 * 0.1 / np.sqrt(2))
     assert report["results"]["AdaQF"]["r_precision_top3"]["mean"] == pytest.approx(0.76)
+    assert report["evaluator"] == "evaluator-under-test (sha256 abc)"
+    assert report["results"]["AdaQF"]["skating_ratio"]["ratio_to_reference"] == pytest.approx(0.06 / 0.04)
 
     markdown = paths["md"].read_text()
     lines = markdown.splitlines()
-    header = next(line for line in lines if line.startswith("| Method"))
-    assert "FID ↓" in header and "R-prec top-3 ↑" in header and "Skating ratio ↓" in header
-    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| Method")]
+    header, physical_header = [line for line in lines if line.startswith("| Method")]
+    assert "FID ↓" in header and "R-prec top-3 ↑" in header and "Skating ratio" not in header
+    assert "Skating ratio ↓" in physical_header and "Jitter (m/s²) →" in physical_header
+    assert "Evaluator (embeds the captions and motions of this table): evaluator-under-test (sha256 abc)." in lines
+    first_table = lines[lines.index(header): lines.index(physical_header)]
+    rows = [line for line in first_table if line.startswith("| ") and not line.startswith("| Method")]
     assert [row.split("|")[1].strip() for row in rows] == ["real motions", "baseline", "AdaQF"]
     adaqf = rows[2].split("|")
     assert adaqf[2].strip() == "**0.150 ± 0.069**"  # best FID among competitors
     assert adaqf[6].strip() == "**3.300 ± 0.139**" and adaqf[7].strip().startswith("**9.600")  # diversity closest to real motions (9.6)
     assert "**" not in rows[0]  # the reference row is never bolded
-    assert rows[0].split("|")[-2].strip() == "–"  # no skating ratio for real motions
+    assert rows[0].split("|")[-2].strip() == "9.600 ± 0.139"  # real motions' diversity, never bolded
+    physical_rows = [line for line in lines[lines.index(physical_header) + 2:] if line.startswith("| ")]
+    adaqf_physical = physical_rows[2].split("|")
+    assert adaqf_physical[1].strip() == "AdaQF"
+    # jitter: closest to real motion is best, here the only reference is "–" (not measured) so no ratio
+    assert adaqf_physical[2].strip() == "25.00 ± 0.00" and physical_rows[0].split("|")[2].strip() == "–"
+    assert adaqf_physical[3].strip() == "**0.060 ± 0.014** (×1.50)"  # skating: lowest, 1.5 x real motion
+    assert physical_rows[0].split("|")[3].strip() == "0.040 ± 0.000"  # the reference row has no ratio
 
     image = imread(paths["png"])
     assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100

@@ -3,7 +3,9 @@
 For each repeat (different seed), a subset of the split's (caption, motion) pairs is generated at the real
 lengths; an evaluator (the project's extractors by default, or the official T2M evaluator) embeds real and
 generated motions and the captions; FID, R-precision top-1/2/3, MM-Dist, Diversity, MultiModality and the
-skating ratio are computed per repeat and reported as mean ± 95% CI.
+physical-quality metrics (:func:`adamotion.eval.metrics.physical_metrics`: jitter, jerk, bone-length variation,
+foot penetration, floating, skating ratio — on the recovered joints, at the skeleton's fps) are computed per
+repeat and reported as mean ± 95% CI, ground truth of the same pairs included.
 """
 from __future__ import annotations
 
@@ -115,6 +117,9 @@ def _generate(target: EvalTarget, captions: list[str], lengths: list[int], seed:
     return features, joints
 
 
+METRIC_KEYS = ("fid", "r_precision", "mm_dist", "diversity", "multimodality") + M.PHYSICAL_METRICS
+
+
 def evaluate(targets: list[EvalTarget], data_root: str | Path, evaluator, config: EvalConfig = EvalConfig(),
              include_ground_truth: bool = True) -> dict[str, dict[str, list]]:
     """Run the protocol; returns ``{row name: {metric: [value per repeat]}}`` (ground truth first)."""
@@ -135,7 +140,7 @@ def evaluate(targets: list[EvalTarget], data_root: str | Path, evaluator, config
     results: dict[str, dict[str, list]] = {}
     rows = (["ground truth"] if include_ground_truth else []) + [t.name for t in targets]
     for row in rows:
-        results[row] = {k: [] for k in ("fid", "r_precision", "mm_dist", "diversity", "multimodality", "skating_ratio")}
+        results[row] = {k: [] for k in METRIC_KEYS}
 
     total = config.repeats * len(targets)
     started = time.time()
@@ -183,7 +188,8 @@ def _record(row: dict, real_emb, gen_emb, text_emb, joints, mm_emb, rng, skeleto
     if mm_emb is not None:
         row["multimodality"].append(M.multimodality(mm_emb, pairs=min(M.MULTIMODALITY_PAIRS, mm_emb.shape[1] - 1), rng=rng))
     padded, lengths = _pad_joints(joints)
-    row["skating_ratio"].append(float(M.skating_ratio(padded, skeleton, lengths=lengths)))
+    for key, value in M.physical_metrics(padded, skeleton, lengths=lengths).items():
+        row[key].append(float(value))
 
 
 def run_evaluation(checkpoints: list[str], data_root: str | Path, out_dir: str | Path, *, evaluator_dir: str | None = None,
@@ -201,10 +207,15 @@ def run_evaluation(checkpoints: list[str], data_root: str | Path, out_dir: str |
             path, _, encoder = path.rpartition(":")
         pipe = MotionPipeline.from_pretrained(path, device=device)
         targets.append(EvalTarget(name=name or Path(path).name, pipeline=pipe, encoder=encoder))
+    skeletons = {t.pipeline.skeleton.name for t in targets}
+    if len(skeletons) != 1:
+        raise ValueError(f"the checkpoints use different skeletons {sorted(skeletons)}; evaluate each skeleton's "
+                         "checkpoints separately")
     evaluator = load_evaluator(evaluator_dir=evaluator_dir, t2m_dir=t2m_dir, device=device)
     results = evaluate(targets, data_root, evaluator, config)
     out_dir = Path(out_dir)
-    paths = write_report(results, out_dir, title=title, reference="ground truth")
+    judge = (f"official T2M evaluator ({t2m_dir})" if t2m_dir else f"{evaluator_dir}")
+    paths = write_report(results, out_dir, title=title, reference="ground truth", evaluator=judge)
     from adamotion.utils.serialization import atomic_write_json
 
     atomic_write_json(out_dir / "eval_config.json", {**asdict(config), "checkpoints": checkpoints,

@@ -16,6 +16,9 @@ Protocol facts kept here, not scattered through callers:
 * MM-Dist: mean distance between each caption and its motion.
 * Skating ratio: share of frame transitions in which a foot joint is in ground contact (height < 5 cm)
   yet moves more than 2.5 cm horizontally per frame at 20 fps.
+* Physical quality (:func:`physical_metrics`, defined in :mod:`adamotion.motion.physics`): jitter (mean joint
+  acceleration, m/s²), jerk (m/s³), bone-length variation, foot-floor penetration and floating, at the frame
+  rate of the skeleton passed in (never a default one).
 * Every figure is reported as mean ± 95 % confidence interval over repeated evaluations (:func:`mean_ci95`).
 """
 from __future__ import annotations
@@ -27,8 +30,9 @@ import numpy as np
 from scipy import linalg
 
 from adamotion.motion.physics import (  # the physical metrics live below data and eval alike
-    SKATING_DISTANCE_M, SKATING_HEIGHT_M, SKATING_REFERENCE_FPS, UP_AXIS, skating_ratio,
-    valid_frames as _valid_frames,  # noqa: F401 (for metrics added next to skating_ratio)
+    PENETRATION_TOLERANCE_M, PHYSICAL_METRICS, SKATING_DISTANCE_M, SKATING_HEIGHT_M, SKATING_REFERENCE_FPS, UP_AXIS,
+    bone_length_variation, foot_floating, foot_penetration, joint_acceleration, joint_jerk, physical_metrics,
+    skating_ratio,
 )
 from adamotion.utils.numeric import CI95_Z, as_generator, mean_ci95, retrieval_rank, to_numpy
 
@@ -41,6 +45,14 @@ __all__ = [
     "r_precision",
     "mm_distance",
     "skating_ratio",
+    "joint_acceleration",
+    "joint_jerk",
+    "bone_length_variation",
+    "foot_penetration",
+    "foot_floating",
+    "physical_metrics",
+    "PHYSICAL_METRICS",
+    "PENETRATION_TOLERANCE_M",
     "mean_ci95",
     "retrieval_rank",
     "R_PRECISION_POOL",

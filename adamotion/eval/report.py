@@ -39,6 +39,7 @@ class MetricSpec:
     label: str  # column header
     better: str  # "lower", "higher", or "closer" (to the reference row, e.g. real motions)
     decimals: int = 3  # digits shown in the table
+    physical: bool = False  # measured on joints (no network): own table, with the ratio to the reference row
 
     @property
     def header(self) -> str:
@@ -54,7 +55,13 @@ GENERATION_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("mm_dist", "MM-Dist", "lower"),
     MetricSpec("diversity", "Diversity", "closer"),  # the field's "→": closest to real motions is best
     MetricSpec("multimodality", "MultiModality", "higher"),
-    MetricSpec("skating_ratio", "Skating ratio", "lower"),
+    MetricSpec("jitter", "Jitter (m/s²)", "closer", 2, True),
+    MetricSpec("jerk", "Jerk (m/s³)", "closer", 1, True),
+    MetricSpec("bone_variation", "Bone-length CV", "lower", 4, True),
+    MetricSpec("penetration", "Penetration (m)", "lower", 4, True),
+    MetricSpec("penetration_ratio", "Penetrating frames", "lower", 3, True),
+    MetricSpec("floating_ratio", "Floating frames", "closer", 3, True),
+    MetricSpec("skating_ratio", "Skating ratio", "lower", 3, True),
 )
 
 
@@ -97,6 +104,7 @@ def write_report(
     title: str,
     reference: str | None = None,
     metrics: Sequence[MetricSpec] = GENERATION_METRICS,
+    evaluator: str | None = None,
 ) -> dict[str, Path]:
     """Write ``report.json``, ``report.md`` and ``metrics.png`` into ``out_dir``; returns their paths.
 
@@ -111,6 +119,10 @@ def write_report(
         reference: name of a row that is not a competitor (e.g. ``"real motions"``); never bolded, and the
             target of "closer is better" metrics (Diversity). Without it Diversity is not bolded.
         metrics: column specs, in column order.
+        evaluator: which network embedded the motions and captions (named under the alignment table and in
+            ``report.json``: every table says who judged it). Physical metrics (``MetricSpec.physical``) get
+            their own table with the ratio of each mean to the reference row's (also ``ratio_to_reference``
+            in ``report.json``).
 
     Each cell is ``mean ± half-width`` of :func:`adamotion.eval.metrics.mean_ci95` (1.96 · std / sqrt(n)).
     """
@@ -132,6 +144,12 @@ def write_report(
                 }
                 if key not in seen_keys:
                     seen_keys.append(key)
+    if reference is not None:  # read every metric against real motion too: ratio of the means
+        for method, per_key in statistics.items():
+            for key, stat in per_key.items():
+                reference_mean = statistics[reference].get(key, {}).get("mean")
+                if reference_mean is not None and reference_mean > 0:
+                    stat["ratio_to_reference"] = stat["mean"] / reference_mean
     known = {spec.key: spec for spec in metrics}
     columns = [spec for spec in metrics if spec.key in seen_keys]
     columns += [MetricSpec(key, key, "none") for key in seen_keys if key not in known]
@@ -144,11 +162,12 @@ def write_report(
         "title": title,
         "methods": list(results),
         "reference": reference,
+        "evaluator": evaluator,
         "metrics": [spec.key for spec in columns],
         "interval": "mean ± 1.96 * std(ddof=0) / sqrt(n) over repeats",
         "results": statistics,
     })
-    atomic_write_text(paths["md"], _report_markdown(statistics, columns, title, reference))
+    atomic_write_text(paths["md"], _report_markdown(statistics, columns, title, reference, evaluator))
     _save_figure_png(_report_figure(statistics, columns, title, reference), paths["png"])
     return paths
 
@@ -173,8 +192,12 @@ def merge_reports(report_dirs: Sequence[str | os.PathLike], out_dir: str | os.Pa
         reports.append((path, read_json(path, what="evaluation report", fix=f"re-run `adamotion evaluate ... --out {folder}`")))
     first_path, first = reports[0]
     reference = first.get("reference")
+    evaluator = first.get("evaluator")
     results: dict[str, dict[str, list]] = {}
     for path, report in reports:
+        if report.get("evaluator") != evaluator:
+            raise ValueError(f"{path}: judged by evaluator {report.get('evaluator')!r}, {first_path} by {evaluator!r}; "
+                             "merge reports of the same evaluator only")
         if report.get("reference") != reference:
             raise ValueError(f"{path}: reference row {report.get('reference')!r} differs from {first_path}'s "
                              f"{reference!r}; merge reports of the same evaluation protocol only")
@@ -199,15 +222,15 @@ def merge_reports(report_dirs: Sequence[str | os.PathLike], out_dir: str | os.Pa
     unknown = sorted((set(rename) | drop) - known)
     if unknown:
         raise ValueError(f"--rename/--drop name methods that no report has: {unknown}; the reports have {sorted(known)}")
-    paths = write_report(results, out_dir, title, reference=reference)
+    paths = write_report(results, out_dir, title, reference=reference, evaluator=evaluator)
     paths["merge"] = Path(out_dir) / "merge.json"
     atomic_write_json(paths["merge"], {"sources": [str(Path(d).resolve()) for d in report_dirs],
                                        "renamed": rename, "dropped": sorted(drop)})
     return paths
 
 
-def _report_markdown(statistics: dict, columns: list[MetricSpec], title: str, reference: str | None) -> str:
-    headers = ["Method"] + [spec.header if spec.better in ARROWS else spec.label for spec in columns]
+def _report_markdown(statistics: dict, columns: list[MetricSpec], title: str, reference: str | None,
+                     evaluator: str | None = None) -> str:
     bold: dict[str, set[str]] = {}
     for spec in columns:
         if spec.better not in ARROWS:
@@ -217,20 +240,37 @@ def _report_markdown(statistics: dict, columns: list[MetricSpec], title: str, re
         reference_mean = statistics.get(reference, {}).get(spec.key, {}).get("mean") if reference else None
         bold[spec.key] = best_rows(competitors, spec.better, reference_mean)
 
-    lines = [f"# {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    def table(specs: list[MetricSpec], with_ratio: bool) -> list[str]:
+        headers = ["Method"] + [spec.header if spec.better in ARROWS else spec.label for spec in specs]
+        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        for method, per_method in statistics.items():
+            cells = [markdown_cell(method)]
+            for spec in specs:
+                if spec.key not in per_method:
+                    cells.append("–")
+                    continue
+                stat = per_method[spec.key]
+                text = f"{stat['mean']:.{spec.decimals}f} ± {stat['ci95']:.{spec.decimals}f}"
+                text = f"**{text}**" if method in bold[spec.key] else text
+                if with_ratio and method != reference and "ratio_to_reference" in stat:
+                    text += f" (×{stat['ratio_to_reference']:.2f})"
+                cells.append(text)
+            lines.append("| " + " | ".join(cells) + " |")
+        return lines
+
+    alignment = [spec for spec in columns if not spec.physical]
+    physical = [spec for spec in columns if spec.physical]
     repeats = sorted({s["n"] for per_method in statistics.values() for s in per_method.values()})
-    for method, per_method in statistics.items():
-        cells = [markdown_cell(method)]
-        for spec in columns:
-            if spec.key not in per_method:
-                cells.append("–")
-                continue
-            stat = per_method[spec.key]
-            text = f"{stat['mean']:.{spec.decimals}f} ± {stat['ci95']:.{spec.decimals}f}"
-            cells.append(f"**{text}**" if method in bold[spec.key] else text)
-        lines.append("| " + " | ".join(cells) + " |")
+    lines = [f"# {title}", ""]
+    if alignment:
+        lines += table(alignment, with_ratio=False)
+        lines += ["", f"Evaluator (embeds the captions and motions of this table): {evaluator or 'not recorded'}.", ""]
+    if physical:
+        lines += ["Physical quality, measured on the joints by no network"
+                  + (f"; (×r) = ratio to {markdown_cell(reference)}" if reference else "") + ":", ""]
+        lines += table(physical, with_ratio=True)
+        lines += [""]
     lines += [
-        "",
         f"Mean ± 95% confidence interval (1.96·σ/√n, σ over repeats) over n = {', '.join(map(str, repeats))} "
         "repeated evaluations. ↓ lower is better, ↑ higher is better, → closest to "
         f"{markdown_cell(reference) if reference else 'real motions'} is better; best in bold"
