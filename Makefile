@@ -16,7 +16,7 @@ test:
 install:
 	scripts/setup.sh
 
-# Corpus -> train all -> shipped folders -> evaluation -> retrieval bench -> MODEL_CARD.md (~3 h on 2 CPU cores: corpus 3 min, training 2 h, evaluation 30 min).
+# Corpus -> train all (+ the independent evaluator) -> shipped folders -> evaluation -> retrieval bench -> MODEL_CARD.md (~3 h on 2 CPU cores: corpus 3 min, training 2 h, evaluation 30 min).
 # With Bandai Namco motion capture (BANDAI_NAMCO=DIR, or the archive in ../shared when present) the training corpus
 # is procedural + motion capture (scripts/default_data.sh; MIX_ARGS for `adamotion data mix`) and the checkpoints
 # are CC BY-NC 4.0; the real and procedural test splits are evaluated as separate tables.
@@ -24,8 +24,8 @@ CORPUS ?= data/procedural
 MOCAP ?= data/bandai_namco
 MIXED ?= data/mixed
 RUN ?= runs/default
-SHIPPED := extractors adaqf baseline retrieval_vanilla retrieval_ada gallery
-EVAL_ARGS := --evaluator checkpoints/default/extractors --repeats 5 --num-pairs 192 --steps 50 --mm-captions 16 --mm-samples 5
+SHIPPED := extractors adaqf baseline retrieval_vanilla retrieval_ada gallery evaluator
+EVAL_ARGS := --evaluator checkpoints/default/evaluator --repeats 5 --num-pairs 192 --steps 50 --mm-captions 16 --mm-samples 5
 METHODS := "AdaQF (adapted)=checkpoints/default/adaqf" "baseline (vanilla)=checkpoints/default/baseline:vanilla"
 default-checkpoints: install
 	[ -f $(CORPUS)/corpus.json ] || .venv/bin/adamotion data synth --out $(CORPUS)

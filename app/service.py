@@ -93,6 +93,7 @@ class EncoderResult:
     features: list[np.ndarray]  # per sample (T, F)
     similarity: list[float]  # evaluator text-motion cosine per sample
     rprecision_rank: list[int]  # rank of the prompt among 32 captions (1 = best) per sample
+    physical: list[str] = field(default_factory=list)  # per sample, its physical readings next to real motion's
 
 
 @dataclass
@@ -128,7 +129,9 @@ class Studio:
         # The vanilla side uses the *same* text encoder module with adapters switched off (no second copy).
         self.vanilla = MotionPipeline.from_pretrained(ckpt / "baseline", device=config.device,
                                                       text_encoder=self.adapted.text_encoder)
-        self.evaluator = self._load_evaluator(ckpt / "extractors")
+        # The independent evaluator judges; the extractors the AdaQF generator trained against never do.
+        self.evaluator = self._load_evaluator(ckpt / "evaluator")
+        self.real_motion = self._load_real_motion(ckpt / "evaluator")
         # Created only once the models loaded: a bad checkpoint leaves no temporary folder or sweeper behind.
         self.workspaces = Workspaces(config.workdir, max_age_s=config.cleanup_after_s)
         self.gallery = self._load_gallery(ckpt)
@@ -137,12 +140,22 @@ class Studio:
 
     # -- loading helpers
     def _load_evaluator(self, path: Path):
-        from adamotion.models.extractors import ExtractorPair
+        from adamotion.eval.t2m_evaluator import TextMotionEvaluator
 
         if not path.exists():
             log.warning("no evaluator at %s: similarity scores are hidden", path)
             return None
-        return ExtractorPair.from_pretrained(path).to(self.config.device).eval()
+        return TextMotionEvaluator.from_pretrained(path, map_location=self.config.device)
+
+    def _load_real_motion(self, path: Path) -> dict | None:
+        """Physical readings of real motion (the corpus's own clips), stored beside the evaluator."""
+        from adamotion.eval.evaluate import REAL_MOTION_FILE, read_real_motion_reference
+
+        try:
+            return read_real_motion_reference(path / REAL_MOTION_FILE)
+        except (FileNotFoundError, ValueError) as exc:
+            log.warning("%s; physical readings are shown without a real-motion reference", exc)
+            return None
 
     def _load_gallery(self, ckpt: Path):
         from adamotion.retrieval.gallery import RetrievalGallery
@@ -171,9 +184,7 @@ class Studio:
             "generator trained on it). The two generators share architecture, data and recipe; they differ in the text "
             "encoder.",
             "",
-            "The scores under each video come from a separately trained text-motion evaluator: the cosine between "
-            "the prompt and the motion, and the prompt's rank among 32 captions (1 = the motion matches its own "
-            "prompt best)." if self.evaluator is not None else "No evaluator in this checkpoint: scores are hidden.",
+            self._judge_text(),
             "",
             "## Loaded",
             f"- checkpoint: `{ckpt}` (generators `adaqf`, `baseline`)",
@@ -264,7 +275,8 @@ class Studio:
     def _encoder_result(self, prompt: str, output, label: str, video: Path) -> EncoderResult:
         sims, ranks = self.score(prompt, output.features)
         return EncoderResult(label=label, video=video, joints=list(output.joints), features=list(output.features),
-                             similarity=sims, rprecision_rank=ranks)
+                             similarity=sims, rprecision_rank=ranks,
+                             physical=[self.physical_text(joints) for joints in output.joints])
 
     def _render_videos(self, prompt: str, adapted: EncoderResult, vanilla: EncoderResult, path: Path, style: str) -> Path:
         """The side-by-side video of every sample, and the first sample of each encoder as its own video.
@@ -309,6 +321,28 @@ class Studio:
                         guidance_scale=guidance_scale, steps=steps, extra={"sampler": output.sampler})
             files.append(bundle)
         return [f for f in files if f.exists()]
+
+    # -- physical readings
+    def physical_text(self, joints: np.ndarray) -> str:
+        """One line of physical readings of a clip next to real motion's, e.g. "jitter 4.1 m/s² · real motion 4.8"."""
+        from adamotion.eval.evaluate import format_physical_readings
+        from adamotion.eval.metrics import physical_metrics
+
+        return format_physical_readings(physical_metrics(joints, self.skeleton), self.real_motion)
+
+    def _judge_text(self) -> str:
+        if self.evaluator is None:
+            return "No evaluator in this checkpoint: scores are hidden."
+        return (
+            f"The scores under each video come from the project's **independent evaluator** "
+            f"(`evaluator/`, T2M architecture, weights sha256 `{self.evaluator.fingerprint[:12]}`): the cosine between "
+            "the prompt and the motion in its embedding space, and the prompt's rank among 32 captions (1 = the "
+            "motion matches its own prompt best). It was trained on its own, with its own seed, and no generator was "
+            "ever trained against it. The AdaQF generator and its LoRA adapters were trained against a different "
+            "network, the quality-feedback extractors (`extractors/`); the vanilla side's generator was trained "
+            "without that feedback. Under the scores, each clip's physical readings (jitter, bone-length "
+            "variation, feet below the floor, floating, foot skating) are measured on its joints, next to the same "
+            "readings of real motion from the training corpus.")
 
     # -- evaluator scores
     def score(self, prompt: str, features: list[np.ndarray]) -> tuple[list[float], list[int]]:

@@ -55,6 +55,7 @@ def _score_markdown(result) -> str:
     for i, (sim, rank) in enumerate(zip(result.similarity, result.rprecision_rank), start=1):
         rank_text = str(rank) if rank else "–"
         lines.append(f"| {i} | {sim:.3f} | {rank_text} |")
+    lines += ["", *(f"sample {i}: {text}" for i, text in enumerate(result.physical, start=1))]
     return "\n".join(lines)
 
 

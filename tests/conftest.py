@@ -32,7 +32,7 @@ def tiny_corpus(tmp_path_factory) -> Path:
 def tiny_checkpoint(tiny_corpus, tmp_path_factory) -> Path:
     """Every component the app loads, trained once per session from ``tiny_corpus`` with configs/tiny.json.
 
-    ``<dir>/{extractors, adaqf, baseline, retrieval_vanilla, retrieval_ada, gallery}`` plus
+    ``<dir>/{extractors, adaqf, baseline, retrieval_vanilla, retrieval_ada, gallery, evaluator}`` plus
     ``training_summary.json``, as ``adamotion train all --config configs/tiny.json --out <dir>`` writes them.
     Read-only for tests.
     """
@@ -40,7 +40,8 @@ def tiny_checkpoint(tiny_corpus, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("tiny_checkpoint") / "tiny"
     train_all(Path(__file__).resolve().parents[1] / "configs" / "tiny.json", out, data_root=tiny_corpus)
-    missing = [name for name in ("extractors", "adaqf", "baseline", "retrieval_vanilla", "retrieval_ada", "gallery")
+    missing = [name for name in ("extractors", "adaqf", "baseline", "retrieval_vanilla", "retrieval_ada", "gallery",
+                                 "evaluator")
                if not (out / name).is_dir()]
     assert not missing, f"train all did not write {missing} into {out}"
     return out

@@ -148,6 +148,9 @@ def test_generate_gives_playable_videos_scores_and_downloads(client):
     for md in (ada_md, van_md):
         (row,) = table_rows(md)
         assert -1.0 <= float(row[1]) <= 1.0 and 1 <= int(row[2]) <= 32  # evaluator cosine, R-precision rank
+        # physical readings of the clip next to real motion's (the evaluator folder's real_motion.json)
+        physical = next(line for line in md.splitlines() if line.startswith("sample 1: "))
+        assert "jitter " in physical and " m/s² · real motion " in physical and "bone-length variation" in physical
 
     downloads = by_name(files)
     for tag in ("adapted", "vanilla"):
@@ -424,6 +427,12 @@ def test_about_tab_names_both_encoders_and_the_checkpoint(server):
     assert "trained:" in about and "CPU cores" in about.split("trained:")[1]  # from training_summary.json
     assert "retrieval gallery: " in about and "motions" in about
     assert "models and training data: Apache-2.0" in about  # procedural-only training data (saved dataset meta)
+    # which network judges, and which network the generators were trained against
+    from adamotion.utils.serialization import weights_fingerprint
+
+    checkpoint = Path(server.studio.config.checkpoint)
+    assert "independent evaluator" in about and weights_fingerprint(checkpoint / "evaluator")[:12] in about
+    assert "trained against a different network, the quality-feedback extractors" in about
 
 
 # ----------------------------------------------------------------------------- units: workspaces, config

@@ -28,7 +28,7 @@ def pipelines(tiny_checkpoint):
 
 @pytest.fixture(scope="module")
 def evaluator(tiny_checkpoint):
-    return load_evaluator(evaluator_dir=str(tiny_checkpoint / "extractors"))
+    return load_evaluator(evaluator_dir=str(tiny_checkpoint / "evaluator"), skeleton=HUMANML3D)
 
 
 # ----------------------------------------------------------------------------- generation evaluation
@@ -63,7 +63,7 @@ def test_adapters_off_change_the_evaluation(pipelines, evaluator, tiny_corpus):
 def test_evaluate_command_writes_report_table_and_plots(tiny_checkpoint, tiny_corpus, tmp_path, capsys):
     out = tmp_path / "eval"
     code = cli_main(["evaluate", f"AdaQF={tiny_checkpoint / 'adaqf'}", f"baseline={tiny_checkpoint / 'baseline'}:vanilla",
-                     "--data", str(tiny_corpus), "--evaluator", str(tiny_checkpoint / "extractors"), "--out", str(out),
+                     "--data", str(tiny_corpus), "--evaluator", str(tiny_checkpoint / "evaluator"), "--out", str(out),
                      "--quick", "--repeats", "2", "--num-pairs", "32", "--steps", "2", "--mm-captions", "3"])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
@@ -76,11 +76,46 @@ def test_evaluate_command_writes_report_table_and_plots(tiny_checkpoint, tiny_co
     assert saved["repeats"] == 2 and saved["steps"] == 2 and saved["num_pairs"] == 32 and saved["mm_captions"] == 3
     printed = capsys.readouterr().out
     assert "| Method |" in printed and "report.md" in printed  # the table, then the file paths
+    # every table names its judge: the independent evaluator and its weight fingerprint
+    from adamotion.utils.serialization import weights_fingerprint
+
+    fingerprint = weights_fingerprint(tiny_checkpoint / "evaluator")
+    assert report["evaluator"].startswith("independent T2M-architecture evaluator") and fingerprint[:12] in report["evaluator"]
+    assert fingerprint[:12] in table and "Physical quality" in table and "Jitter (m/s²)" in table
+
+
+def test_evaluate_refuses_the_extractors_a_generator_trained_against(tiny_checkpoint, tiny_corpus, tmp_path, capsys):
+    from adamotion.eval.evaluate import feedback_fingerprint
+    from adamotion.utils.serialization import weights_fingerprint
+
+    extractors = weights_fingerprint(tiny_checkpoint / "extractors")
+    assert feedback_fingerprint(tiny_checkpoint / "adaqf") == extractors  # recorded by train_generator
+    assert weights_fingerprint(tiny_checkpoint / "evaluator") != extractors
+    out = tmp_path / "circular"
+    code = cli_main(["evaluate", str(tiny_checkpoint / "adaqf"), "--data", str(tiny_corpus), "--out", str(out),
+                     "--evaluator", str(tiny_checkpoint / "extractors"), "--quick", "--repeats", "1", "--steps", "2"])
+    assert code == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert "refusing to evaluate" in error and "trained against" in error and extractors[:12] in error
+    assert not out.exists()  # nothing generated, nothing written
+
+
+def test_evaluate_writes_one_table_per_data_root_and_split(tiny_checkpoint, tiny_corpus, tmp_path):
+    out = tmp_path / "splits"
+    config = EvalConfig(repeats=1, num_pairs=32, mm_captions=2, mm_samples=2, steps=2, batch_size=32)
+    run_evaluation([f"AdaQF={tiny_checkpoint / 'adaqf'}"], [str(tiny_corpus), f"{tiny_corpus}:train"], out,
+                   evaluator_dir=str(tiny_checkpoint / "evaluator"), config=config)
+    test_report = json.loads((out / f"{tiny_corpus.name}-test" / "report.json").read_text())
+    train_report = json.loads((out / f"{tiny_corpus.name}-train" / "report.json").read_text())
+    assert "test split" in test_report["title"] and "train split" in train_report["title"]
+    real_test, real_train = (r["results"]["ground truth"]["jitter"]["values"] for r in (test_report, train_report))
+    assert real_test != real_train  # each table measured its own split
 
 
 def test_separate_evaluations_merge_into_the_joint_table(tiny_checkpoint, tiny_corpus, tmp_path, capsys):
     """Evaluating a model later and merging gives the numbers a joint run gives (same pairs, same seeds)."""
-    common = ["--data", str(tiny_corpus), "--evaluator", str(tiny_checkpoint / "extractors"), "--quick",
+    common = ["--data", str(tiny_corpus), "--evaluator", str(tiny_checkpoint / "evaluator"), "--quick",
               "--repeats", "2", "--num-pairs", "32", "--steps", "2", "--mm-captions", "3", "--mm-samples", "2"]
     ada, base = f"AdaQF={tiny_checkpoint / 'adaqf'}", f"baseline={tiny_checkpoint / 'baseline'}:vanilla"
     assert cli_main(["evaluate", ada, base, "--out", str(tmp_path / "joint"), *common]) == 0
@@ -127,11 +162,11 @@ def test_evaluate_errors_name_the_problem(tiny_checkpoint, tiny_corpus, tmp_path
                      "--out", str(tmp_path / "e")]) == 2
     assert "--evaluator" in capsys.readouterr().err
     assert cli_main(["evaluate", str(tmp_path / "missing"), "--data", str(tiny_corpus),
-                     "--evaluator", str(tiny_checkpoint / "extractors"), "--out", str(tmp_path / "e")]) == 2
+                     "--evaluator", str(tiny_checkpoint / "evaluator"), "--out", str(tmp_path / "e")]) == 2
     assert "missing" in capsys.readouterr().err
     with pytest.raises(ValueError, match="needs at least 32"):
         run_evaluation([str(tiny_checkpoint / "adaqf")], tiny_corpus, tmp_path / "e",
-                       evaluator_dir=str(tiny_checkpoint / "extractors"), config=EvalConfig(split="val", repeats=1))
+                       evaluator_dir=str(tiny_checkpoint / "evaluator"), config=EvalConfig(split="val", repeats=1))
 
 
 # ----------------------------------------------------------------------------- retrieval
@@ -242,3 +277,28 @@ def test_a_broken_gallery_fails_with_the_path(checkpoint_copy, tmp_path):
     (checkpoint_copy / "gallery" / "features.safetensors").unlink()
     with pytest.raises(CheckpointError, match=r"features\.safetensors: missing"):
         GalleryData(checkpoint_copy / "gallery")
+
+
+def test_generation_cache_rescores_the_same_motions(pipelines, evaluator, tiny_checkpoint, tiny_corpus, tmp_path):
+    from dataclasses import replace
+
+    from adamotion.utils.serialization import weights_fingerprint
+
+    config = replace(SMALL, repeats=1, cache_dir=str(tmp_path / "cache"))
+    target = EvalTarget("adaqf", pipelines["adaqf"], "ada", fingerprint=weights_fingerprint(tiny_checkpoint / "adaqf"))
+    first = evaluate([target], tiny_corpus, evaluator, HUMANML3D, config, include_ground_truth=False)
+    cached = sorted((tmp_path / "cache").glob("*.npz"))
+    assert len(cached) == 2  # the R-precision batch and the MultiModality batch
+
+    class NoGeneration:
+        skeleton = HUMANML3D
+
+        def __call__(self, *args, **kwargs):
+            raise AssertionError("generated again despite the cache")
+
+    again = evaluate([replace(target, pipeline=NoGeneration())], tiny_corpus, evaluator, HUMANML3D, config,
+                     include_ground_truth=False)
+    assert again == first
+    other = replace(target, fingerprint="0" * 64, pipeline=NoGeneration())  # other weights: a cache miss
+    with pytest.raises(AssertionError, match="generated again"):
+        evaluate([other], tiny_corpus, evaluator, HUMANML3D, config, include_ground_truth=False)

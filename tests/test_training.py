@@ -1,5 +1,5 @@
 """Training jobs end to end on the tiny corpus (configs/tiny.json): ``train all`` (extractors -> adaqf and
-baseline generators -> vanilla/ada retrieval encoders -> gallery), gradient routing of the five methods,
+baseline generators -> vanilla/ada retrieval encoders -> gallery -> independent evaluator), gradient routing of the five methods,
 exact resume after a kill, and the errors users see for bad inputs."""
 from __future__ import annotations
 
@@ -74,6 +74,32 @@ def test_train_all_writes_loadable_components(trained):
     result = ada("a person walks forward", lengths=ada.skeleton.min_frames, steps=2, sampler="ddim", seed=0)
     assert result.features[0].shape == (ada.skeleton.min_frames, ada.skeleton.feature_dim)
     assert np.isfinite(result.features[0]).all()
+
+
+def test_independent_evaluator_is_trained_apart_and_resumes(trained, tiny_corpus, tmp_path):
+    from adamotion.eval.t2m_evaluator import TextMotionEvaluator
+    from adamotion.train.evaluator import EVALUATOR_SEED, train_evaluator
+    from adamotion.utils.serialization import weights_fingerprint
+
+    out, summary = trained
+    evaluator = TextMotionEvaluator.from_pretrained(out / "evaluator")
+    result = json.loads((out / "evaluator" / "train_summary.json").read_text())
+    assert result["fingerprint"] == evaluator.fingerprint == weights_fingerprint(out / "evaluator")
+    assert {"r_precision_top3", "mm_dist"} <= set(result["validation"])
+    assert json.loads((out / "evaluator" / "train_config.json").read_text())["loop"]["seed"] == EVALUATOR_SEED != 0
+    # the generators trained against the extractors, and the evaluator is not them
+    generator_run = json.loads((out / "adaqf" / "config.json").read_text())
+    assert generator_run["feedback_extractors_sha256"] == weights_fingerprint(out / "extractors") != evaluator.fingerprint
+
+    run = tmp_path / "evaluator"
+    shutil.copytree(out / "evaluator", run)
+    steps = json.loads((run / "train_config.json").read_text())["loop"]["steps"]
+    config = {**tiny_section("evaluator")}
+    config["loop"] = {**config["loop"], "steps": steps + 4, "keep_checkpoint": True}
+    train_evaluator(tiny_corpus, run, config)  # continues from the copied checkpoint
+    logged = [row["step"] for row in read_log(run / "log.csv")]
+    assert logged[-1] == steps + 4 and logged == sorted(set(logged))
+    assert weights_fingerprint(run) != evaluator.fingerprint
 
 
 def test_losses_fall(trained):

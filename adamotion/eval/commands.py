@@ -5,12 +5,16 @@ from __future__ import annotations
 def register(sub) -> None:
     ev = sub.add_parser("evaluate", help="evaluate generator checkpoints (FID, R-precision, ... with 95%% CI)")
     ev.add_argument("checkpoints", nargs="+", help="pipeline folders, each [name=]DIR[:ada|:vanilla]")
-    ev.add_argument("--data", required=True, help="dataset root (HumanML3D layout)")
-    ev.add_argument("--evaluator", default=None, help="the project's extractors folder (default evaluator)")
+    ev.add_argument("--data", required=True, nargs="+", metavar="ROOT[:SPLIT]",
+                    help="dataset root(s) (HumanML3D layout), each with an optional :split; several roots/splits give "
+                         "one table each, in <out>/<root name>-<split>/")
+    ev.add_argument("--evaluator", default=None,
+                    help="the independent evaluator folder (`adamotion train evaluator`, shipped as "
+                         "checkpoints/default/evaluator); refused if a generator was trained against it")
     ev.add_argument("--t2m-evaluator", default=None,
                     help="folder of the official T2M evaluator (text_mot_match/model/finest.tar, glove/, meta/)")
     ev.add_argument("--out", required=True, help="report folder")
-    ev.add_argument("--split", default="test")
+    ev.add_argument("--split", default="test", help="split of every --data root given without :split")
     ev.add_argument("--repeats", type=int, default=None, help="default 20 (3 with --quick)")
     ev.add_argument("--num-pairs", type=int, default=None, help="captions generated per repeat")
     ev.add_argument("--steps", type=int, default=None, help="sampling steps (default 50; 10 with --quick)")
@@ -19,6 +23,8 @@ def register(sub) -> None:
     ev.add_argument("--mm-captions", type=int, default=None, help="captions used for MultiModality (default 32)")
     ev.add_argument("--mm-samples", type=int, default=None, help="generations per MultiModality caption (default 10)")
     ev.add_argument("--quick", action="store_true", help="small subset: a smoke run in a minute")
+    ev.add_argument("--cache", default=None, metavar="DIR",
+                    help="keep the generated motions in DIR and reuse them (e.g. to re-score with another evaluator)")
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--title", default="Text-to-motion evaluation")
     ev.set_defaults(func=_evaluate)
@@ -42,12 +48,12 @@ def _evaluate(args) -> int:
     config = EvalConfig.quick() if args.quick else EvalConfig()
     overrides = {"split": args.split}
     for field, value in (("repeats", args.repeats), ("num_pairs", args.num_pairs), ("steps", args.steps),
-                         ("sampler", args.sampler),
-                         ("mm_captions", args.mm_captions), ("mm_samples", args.mm_samples)):
+                         ("sampler", args.sampler), ("mm_captions", args.mm_captions),
+                         ("mm_samples", args.mm_samples), ("cache_dir", args.cache)):
         if value is not None:
             overrides[field] = value
     config = replace(config, **overrides)
-    paths = run_evaluation(args.checkpoints, args.data, args.out, evaluator_dir=args.evaluator,
+    paths = run_evaluation(args.checkpoints, list(args.data), args.out, evaluator_dir=args.evaluator,
                            t2m_dir=args.t2m_evaluator, config=config, device=args.device, title=args.title)
     print(paths["md"].read_text())
     for kind, path in paths.items():

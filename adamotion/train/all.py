@@ -3,10 +3,12 @@
 Stages (each one a normal training job in its own run folder, resumable on its own)::
 
     corpus      procedural corpus (adamotion.data.synthetic.build_corpus) in a cache folder, unless --data
-    extractors  <out>/extractors/            ExtractorPair (quality feedback, also the evaluator)
+    extractors  <out>/extractors/            ExtractorPair (quality feedback while training; never the evaluator)
     generators  <out>/<method>/              MotionPipeline per method: "methods" (adaqf, baseline) + "extra_methods"
     retrieval   <out>/retrieval_<kind>/      RetrievalMotionEncoder for the vanilla and the adapted text encoder
     gallery     <out>/gallery/               motions the demo's retrieval tab searches (optional)
+    evaluator   <out>/evaluator/             TextMotionEvaluator: the independent judge of every published number;
+                                             trained last, with its own seed, and loaded by no training stage
     summary     <out>/training_summary.json  per-stage times, results and sizes, hardware, the resolved config
 
 A stage that already completed with the same config and inputs is skipped (``--force`` retrains it); an
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adamotion.train import METHODS
+from adamotion.train.evaluator import EvaluatorTrainConfig, train_evaluator
 from adamotion.train.extractors import ExtractorTrainConfig, train_extractors
 from adamotion.train.generator import GeneratorTrainConfig, train_generator
 from adamotion.train.loop import (
@@ -72,6 +75,7 @@ class TrainAllConfig:
     retrieval_encoders: list[str] = field(default_factory=lambda: ["vanilla", "ada"])  # text encoders to pair
     retrieval_pipeline: str = "adaqf"  # the method whose text encoder (adapters on / off) retrieval uses
     gallery: GalleryConfig = field(default_factory=GalleryConfig)  # demo retrieval gallery
+    evaluator: EvaluatorTrainConfig = field(default_factory=EvaluatorTrainConfig)  # the independent evaluator
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "TrainAllConfig":
@@ -214,6 +218,10 @@ def train_all(config_path, out_dir, *, data_root=None, force: bool = False, devi
         folder = out_dir / "gallery"
         inputs = {"data": str(root), "gallery": config_to_dict(cfg.gallery)}
         run_stage("gallery", folder, inputs, lambda: _write_gallery(root, folder, cfg.gallery, cfg.data.seed))
+
+    folder = out_dir / "evaluator"
+    run_stage("evaluator", folder, {"data": str(root), "config": config_to_dict(cfg.evaluator)},
+              lambda: train_evaluator(root, folder, cfg.evaluator))
 
     return _write_summary(summary, summary_path, started, out_dir, finished=True)
 

@@ -16,7 +16,7 @@ from adamotion.train import METHODS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    train = sub.add_parser("train", help="train extractors, generators and retrieval encoders")
+    train = sub.add_parser("train", help="train extractors, generators, retrieval encoders and the evaluator")
     tsub = train.add_subparsers(dest="train_command", metavar="JOB", required=True)
 
     ext = tsub.add_parser("extractors", help="train the quality-feedback extractors E_T / E_M")
@@ -24,6 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     ext.add_argument("--out", required=True, help="run folder (the ExtractorPair is saved here)")
     _common(ext)
     ext.set_defaults(func=_extractors)
+
+    ev = tsub.add_parser("evaluator", help="train the independent text-motion evaluator (T2M architecture) that "
+                                           "judges every published number; no training job loads it")
+    ev.add_argument("--data", required=True, help="dataset folder (HumanML3D layout)")
+    ev.add_argument("--out", required=True, help="run folder (the evaluator is saved here)")
+    _common(ev)
+    ev.set_defaults(func=_evaluator)
 
     gen = tsub.add_parser("generator", help="train a text-to-motion generator (AdaQF or an ablation)")
     gen.add_argument("--data", required=True, help="dataset folder (HumanML3D layout)")
@@ -91,6 +98,14 @@ def _extractors(args) -> int:
 
     out = train_extractors(args.data, args.out, _section(args, "extractors"), resume=True if args.resume else None)
     print(f"extractors saved to {out}")
+    return 0
+
+
+def _evaluator(args) -> int:
+    from adamotion.train.evaluator import train_evaluator
+
+    out = train_evaluator(args.data, args.out, _section(args, "evaluator"), resume=True if args.resume else None)
+    print(f"evaluator saved to {out}")
     return 0
 
 

@@ -42,6 +42,7 @@ from adamotion.train.loop import (
     LoopConfig, check_data_root, export_into, finish_training, fixed_batches, open_training_data, start_training,
 )
 from adamotion.utils.config import config_from_dict, config_to_dict
+from adamotion.utils.serialization import weights_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -301,8 +302,11 @@ def train_generator(data_root, extractors_dir, out_dir, method: str = "adaqf",
     skeleton = dataset_skeleton(meta)
     parts = build_generator(method, config, meta=meta, extractors=extractors)
     text_encoder, denoiser, objective = parts.text_encoder, parts.denoiser, parts.objective
+    # The weights' fingerprint, so that `adamotion evaluate` can refuse to grade this generator with them.
     run_config = {"job": "generator", "method": method, "paper_row": spec.paper_row, "data": str(root),
-                  "extractors": str(extractors_dir) if extractors_dir is not None else None, **config_to_dict(config)}
+                  "extractors": str(extractors_dir) if extractors_dir is not None else None,
+                  "feedback_extractors_sha256": weights_fingerprint(extractors_dir) if extractors_dir is not None else None,
+                  **config_to_dict(config)}
     trainer = start_training(out_dir, run_config, RUN_CONFIG_NAME, loop=loop, data=data, modules=parts.modules,
                              param_groups=parts.param_groups, loss_fn=objective, resume=resume, callbacks=callbacks)
     device = trainer.device

@@ -124,3 +124,24 @@ class PretrainedMixin:
         state = {k: v.to(own[k].dtype) if k in own and v.is_floating_point() else v for k, v in state.items()}
         load_state_strict(model, state, Path(directory) / WEIGHTS_NAME)
         return model.to(map_location)
+
+
+def weights_fingerprint(directory: str | os.PathLike) -> str:
+    """sha256 (hex) of every ``*.safetensors`` file under ``directory``, in sorted relative-path order.
+
+    Identifies trained weights independently of where they are copied: an evaluator and the feedback
+    extractors a generator trained against are compared by it (``adamotion evaluate`` refuses a match).
+    """
+    import hashlib
+
+    directory = Path(directory)
+    files = sorted(p for p in directory.rglob("*.safetensors") if "checkpoint" not in p.relative_to(directory).parts)
+    if not files:
+        raise CheckpointError(f"{directory}: no *.safetensors weights to fingerprint; point at a saved component folder")
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
