@@ -218,6 +218,15 @@ def build_card(checkpoint: Path, data: Path | None) -> str:
                 f"{eval_config.get('guidance_scale')}; evaluator: {report.get('evaluator') or 'not recorded'} "
                 "(`adamotion evaluate`, see `eval/`). Adapted vs baseline:", ""]
         out += generation_verdict(report, "AdaQF (adapted)", "baseline (vanilla)")
+        out += ["", "Physical metrics (`adamotion/eval/metrics.py`, on the joints recovered from the features, at the "
+                "skeleton's 20 fps): **jitter** = mean over joints and frames of |p[t+1] − 2p[t] + p[t−1]|·fps² (m/s²); "
+                "**jerk** = the same with the third difference·fps³ (m/s³); **bone-length CV** = std/mean of each "
+                "bone's length over a clip, mean over bones (0 for a rigid skeleton); **penetration** = mean depth "
+                "of the lowest foot joint below the floor (m) and **penetrating frames** = share of frames more than "
+                "1 cm below; **floating frames** = share of frames whose lowest foot joint is planted (moves less "
+                "than the dataset's contact threshold) yet more than 5 cm above the floor; **skating ratio** = share "
+                "of frames where a foot joint below 5 cm slides more than 2.5 cm per frame. (×r) is the ratio to "
+                "ground truth (real motions of the same pairs)."]
         out.append("\n![metrics](eval/metrics.png)")
         previous = checkpoint / PREVIOUS_EVAL / "report.md"
         if previous.is_file():

@@ -103,7 +103,7 @@ def test_evaluate_refuses_the_extractors_a_generator_trained_against(tiny_checkp
 
 def test_evaluate_writes_one_table_per_data_root_and_split(tiny_checkpoint, tiny_corpus, tmp_path):
     out = tmp_path / "splits"
-    config = EvalConfig(repeats=1, num_pairs=32, mm_captions=2, mm_samples=2, steps=2, batch_size=32)
+    config = EvalConfig(repeats=1, num_pairs=32, mm_captions=2, mm_samples=2, steps=2, sampler="ddim", batch_size=32)
     run_evaluation([f"AdaQF={tiny_checkpoint / 'adaqf'}"], [str(tiny_corpus), f"{tiny_corpus}:train"], out,
                    evaluator_dir=str(tiny_checkpoint / "evaluator"), config=config)
     test_report = json.loads((out / f"{tiny_corpus.name}-test" / "report.json").read_text())
