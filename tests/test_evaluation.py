@@ -286,7 +286,7 @@ def test_generation_cache_rescores_the_same_motions(pipelines, evaluator, tiny_c
 
     config = replace(SMALL, repeats=1, cache_dir=str(tmp_path / "cache"))
     target = EvalTarget("adaqf", pipelines["adaqf"], "ada", fingerprint=weights_fingerprint(tiny_checkpoint / "adaqf"))
-    first = evaluate([target], tiny_corpus, evaluator, HUMANML3D, config, include_ground_truth=False)
+    first = evaluate([target], tiny_corpus, evaluator, config, include_ground_truth=False)
     cached = sorted((tmp_path / "cache").glob("*.npz"))
     assert len(cached) == 2  # the R-precision batch and the MultiModality batch
 
@@ -296,9 +296,9 @@ def test_generation_cache_rescores_the_same_motions(pipelines, evaluator, tiny_c
         def __call__(self, *args, **kwargs):
             raise AssertionError("generated again despite the cache")
 
-    again = evaluate([replace(target, pipeline=NoGeneration())], tiny_corpus, evaluator, HUMANML3D, config,
+    again = evaluate([replace(target, pipeline=NoGeneration())], tiny_corpus, evaluator, config,
                      include_ground_truth=False)
     assert again == first
     other = replace(target, fingerprint="0" * 64, pipeline=NoGeneration())  # other weights: a cache miss
     with pytest.raises(AssertionError, match="generated again"):
-        evaluate([other], tiny_corpus, evaluator, HUMANML3D, config, include_ground_truth=False)
+        evaluate([other], tiny_corpus, evaluator, config, include_ground_truth=False)

@@ -443,13 +443,13 @@ def test_write_report_files_read_back(tmp_path):
     results = {
         "real motions": {"fid": [0.0, 0.0], "r_precision": [[0.5, 0.7, 0.8], [0.52, 0.7, 0.8]],
                          "diversity": [9.5, 9.7], "mm_dist": [3.0, 3.0], "skating_ratio": [0.04, 0.04],
-                         "jitter": [], "multimodality": []},
+                         "jitter": [], "multimodality": [], "bone_variation": [1e-7, 1e-7]},
         "baseline": {"fid": [0.5, 0.7], "r_precision": [[0.4, 0.6, 0.7], [0.42, 0.6, 0.72]],
                      "diversity": [9.0, 9.0], "mm_dist": [3.5, 3.7], "skating_ratio": [0.1, 0.09],
-                     "jitter": [30.0, 30.0], "multimodality": []},
+                     "jitter": [30.0, 30.0], "multimodality": [], "bone_variation": [0.0001, 0.0001]},
         "AdaQF": {"fid": [0.1, 0.2], "r_precision": [[0.45, 0.65, 0.75], [0.47, 0.65, 0.77]],
                   "diversity": [9.4, 9.8], "mm_dist": [3.2, 3.4], "skating_ratio": [0.05, 0.07],
-                  "jitter": [25.0, 25.0], "multimodality": []},
+                  "jitter": [25.0, 25.0], "multimodality": [], "bone_variation": [0.02, 0.02]},
     }
     paths = write_report(results, tmp_path / "report", "HumanML3D test", reference="real motions",
                          evaluator="evaluator-under-test (sha256 abc)")
@@ -482,8 +482,11 @@ def test_write_report_files_read_back(tmp_path):
     assert adaqf_physical[1].strip() == "AdaQF"
     # jitter: closest to real motion is best, here the only reference is "–" (not measured) so no ratio
     assert adaqf_physical[2].strip() == "25.00 ± 0.00" and physical_rows[0].split("|")[2].strip() == "–"
-    assert adaqf_physical[3].strip() == "**0.060 ± 0.014** (×1.50)"  # skating: lowest, 1.5 x real motion
-    assert physical_rows[0].split("|")[3].strip() == "0.040 ± 0.000"  # the reference row has no ratio
+    assert adaqf_physical[4].strip() == "**0.060 ± 0.014** (×1.50)"  # skating: lowest, 1.5 x real motion
+    assert physical_rows[0].split("|")[4].strip() == "0.040 ± 0.000"  # the reference row has no ratio
+    # bone-length CV: real motion ~0, so the ratio is not printed as a huge number
+    assert adaqf_physical[3].strip() == "0.0200 ± 0.0000 (>100× real)"
+    assert physical_rows[1].split("|")[3].strip() == "**0.0001 ± 0.0000** (>100× real)"
 
     image = imread(paths["png"])
     assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100

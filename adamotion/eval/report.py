@@ -31,6 +31,7 @@ __all__ = ["MetricSpec", "GENERATION_METRICS", "write_report", "merge_reports", 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 REPORT_PNG = "metrics.png"
+MAX_SHOWN_RATIO = 100.0  # larger ratios to the reference row are shown as ">100× real"
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,9 @@ def _report_markdown(statistics: dict, columns: list[MetricSpec], title: str, re
                 text = f"{stat['mean']:.{spec.decimals}f} ± {stat['ci95']:.{spec.decimals}f}"
                 text = f"**{text}**" if method in bold[spec.key] else text
                 if with_ratio and method != reference and "ratio_to_reference" in stat:
-                    text += f" (×{stat['ratio_to_reference']:.2f})"
+                    ratio = stat["ratio_to_reference"]
+                    # real motion near 0 (a rigid skeleton's bone CV) makes the ratio a large number of no use
+                    text += f" (×{ratio:.2f})" if ratio <= MAX_SHOWN_RATIO else f" (>{MAX_SHOWN_RATIO:.0f}× real)"
                 cells.append(text)
             lines.append("| " + " | ".join(cells) + " |")
         return lines

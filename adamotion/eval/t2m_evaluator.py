@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import functools
 import pickle
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 from adamotion.motion.skeleton import Skeleton
+from adamotion.utils.config import StrictConfig
 from adamotion.utils.serialization import CONFIG_NAME, CheckpointError, PretrainedMixin, weights_fingerprint
 
 POS_CATEGORIES = ("VERB", "NOUN", "DET", "ADP", "NUM", "AUX", "PRON", "ADJ", "ADV",
@@ -318,7 +319,7 @@ class T2MEvaluator(_T2MNetworks):
 
 # ----------------------------------------------------------------------------- the project's independent evaluator
 @dataclass
-class TextMotionEvaluatorConfig:
+class TextMotionEvaluatorConfig(StrictConfig):
     feature_dim: int  # F: motion features per frame (Skeleton.feature_dim)
     word_vectors: str = "minilm"  # BackboneWordVectors spec: mean of the backbone's word-piece input embeddings
     word_dim: int | None = None  # filled from the word vectors, checked on load
@@ -368,11 +369,7 @@ class TextMotionEvaluator(PretrainedMixin, _T2MNetworks):
 
     @classmethod
     def from_config(cls, config: dict) -> "TextMotionEvaluator":
-        known = {f.name for f in fields(TextMotionEvaluatorConfig)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ValueError(f"unknown evaluator config fields {unknown}; known fields are {sorted(known)}")
-        return cls(TextMotionEvaluatorConfig(**config))
+        return cls(TextMotionEvaluatorConfig.from_dict(config, "evaluator config"))
 
     def save_pretrained(self, directory, dtype=None) -> Path:
         path = super().save_pretrained(directory, dtype=dtype)
