@@ -38,7 +38,7 @@ def test_loads_release_layout_and_embeds(tmp_path):
     # The release's key names, checked literally so a renamed attribute would fail here.
     assert {"pos_emb.weight", "input_emb.weight", "gru.weight_ih_l0_reverse", "output_net.3.weight", "hidden"} <= set(state["text_encoder"])
     assert {"main.0.weight", "main.3.weight", "out_net.weight"} <= set(state["movement_encoder"])
-    evaluator = T2MEvaluator.from_folder(tmp_path)
+    evaluator = T2MEvaluator.from_folder(tmp_path, skeleton=HUMANML3D)
     assert torch.equal(evaluator.text_encoder.hidden, state["text_encoder"]["hidden"])
     text = evaluator.encode_text(["a person walks", "a person walks forward quickly"])
     assert text.shape == (2, 512) and torch.isfinite(text).all()
@@ -56,9 +56,9 @@ def test_loads_release_layout_and_embeds(tmp_path):
 
 def test_missing_files_and_wrong_layout_fail_loudly(tmp_path):
     with pytest.raises(CheckpointError, match="finest.tar"):
-        T2MEvaluator.from_folder(tmp_path)
+        T2MEvaluator.from_folder(tmp_path, skeleton=HUMANML3D)
     state = write_release(tmp_path / "r")
     state["text_encoder"].pop("pos_emb.weight")
     torch.save(state, tmp_path / "r" / "text_mot_match" / "model" / "finest.tar")
     with pytest.raises(CheckpointError, match="text_encoder does not match"):
-        T2MEvaluator.from_folder(tmp_path / "r")
+        T2MEvaluator.from_folder(tmp_path / "r", skeleton=HUMANML3D)

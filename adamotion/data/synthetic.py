@@ -1156,7 +1156,7 @@ def _add_idle_noise(track: _Track, rng: np.random.Generator, fps: float) -> None
     track.collar += drift(2.0, (2,))
 
 
-def generate_motion(rng: np.random.Generator, *, skeleton: Skeleton = HUMANML3D, plan: list[str] | None = None,
+def generate_motion(rng: np.random.Generator, *, skeleton: Skeleton, plan: list[str] | None = None,
                     primary: str | None = None) -> SyntheticMotion:
     """Generate one motion of ``skeleton.min_frames + 1`` to ``skeleton.max_frames + 1`` frames
     (i.e. 40-196 feature frames) from a plan of 1-3 actions (sampled when not given)."""
@@ -1365,7 +1365,7 @@ NORMALIZATION_NOTE = ("Mean: per dimension over the training split (mirrors incl
 
 
 def build_corpus(out: str | os.PathLike, size: str = "default", num_motions: int | None = None, seed: int = 0,
-                 workers: int | None = None, skeleton: Skeleton = HUMANML3D) -> CorpusReport:
+                 workers: int | None = None, *, skeleton: Skeleton) -> CorpusReport:
     """Build the procedural corpus into ``out`` (atomically: a temporary folder renamed at the end).
 
     ``size``: ``tiny`` (60 motions, seconds), ``small`` (800) or ``default`` (4,000); ``num_motions``

@@ -201,7 +201,10 @@ def run_evaluation(checkpoints: list[str], data_root: str | Path, out_dir: str |
             path, _, encoder = path.rpartition(":")
         pipe = MotionPipeline.from_pretrained(path, device=device)
         targets.append(EvalTarget(name=name or Path(path).name, pipeline=pipe, encoder=encoder))
-    evaluator = load_evaluator(evaluator_dir=evaluator_dir, t2m_dir=t2m_dir, device=device)
+    from adamotion.data.meta import DatasetMeta
+
+    skeleton = DatasetMeta.from_dataset_root(data_root).skeleton
+    evaluator = load_evaluator(evaluator_dir=evaluator_dir, t2m_dir=t2m_dir, skeleton=skeleton, device=device)
     results = evaluate(targets, data_root, evaluator, config)
     out_dir = Path(out_dir)
     paths = write_report(results, out_dir, title=title, reference="ground truth")
@@ -216,12 +219,16 @@ def run_evaluation(checkpoints: list[str], data_root: str | Path, out_dir: str |
     return paths
 
 
-def load_evaluator(*, evaluator_dir: str | None = None, t2m_dir: str | None = None, device: str = "cpu"):
-    """The project's extractors (default) or the official T2M evaluator when its folder is given."""
+def load_evaluator(*, evaluator_dir: str | None = None, t2m_dir: str | None = None, skeleton=None,
+                   device: str = "cpu"):
+    """The project's extractors (default) or the official T2M evaluator when its folder is given (then
+    ``skeleton``, the evaluated dataset's format, is required)."""
     if t2m_dir:
         from adamotion.eval.t2m_evaluator import T2MEvaluator
 
-        return T2MEvaluator.from_folder(t2m_dir, device=device)
+        if skeleton is None:
+            raise ValueError("the T2M evaluator needs the dataset's skeleton (load_evaluator(..., skeleton=meta.skeleton))")
+        return T2MEvaluator.from_folder(t2m_dir, skeleton, device=device)
     if not evaluator_dir:
         raise ValueError("pass --evaluator DIR (the project's extractors) or --t2m-evaluator DIR (official)")
     from adamotion.models.extractors import ExtractorPair

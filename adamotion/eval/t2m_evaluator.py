@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from adamotion.motion.skeleton import Skeleton
 from adamotion.utils.serialization import CheckpointError
 
 POS_CATEGORIES = ("VERB", "NOUN", "DET", "ADP", "NUM", "AUX", "PRON", "ADJ", "ADV",
@@ -106,7 +106,7 @@ class T2MEvaluator(nn.Module):
     """``encode_text(captions)`` / ``encode_motion(features, frame_mask)`` like the project's extractors."""
 
     def __init__(self, word_vectors: np.ndarray, word_index: dict[str, int], mean: np.ndarray, std: np.ndarray,
-                 skeleton: Skeleton = HUMANML3D, unit_length: int = 4):
+                 skeleton: Skeleton, unit_length: int = 4):
         super().__init__()
         self.skeleton = skeleton
         self.unit_length = unit_length
@@ -121,7 +121,7 @@ class T2MEvaluator(nn.Module):
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def from_folder(cls, folder: str | Path, device: str = "cpu", skeleton: Skeleton = HUMANML3D) -> "T2MEvaluator":
+    def from_folder(cls, folder: str | Path, skeleton: Skeleton, device: str = "cpu") -> "T2MEvaluator":
         folder = Path(folder)
         paths = {
             "checkpoint": folder / "text_mot_match" / "model" / "finest.tar",
