@@ -25,34 +25,35 @@ CHECKPOINTS_ROOT = Path(__file__).resolve().parents[1] / "checkpoints"  # where 
 class BundlePart:
     folder: str  # sub-folder of the bundle
     what: str  # one line for listings and the model card
-    required: bool  # a bundle without it cannot run the demo
 
 
 # In the order listings show them (the model card's contents table).
 BUNDLE_PARTS: dict[str, BundlePart] = {part.folder: part for part in (
-    BundlePart("adaqf", "AdaQF generator pipeline: denoiser + LoRA adapters of the text encoder + length estimator", True),
-    BundlePart("baseline", "baseline generator pipeline (frozen vanilla text encoder, plain MSE), ablation ①", True),
-    BundlePart("extractors", "GRU text/motion extractors: the AdaQF feedback and the default evaluator", False),
-    BundlePart("retrieval_vanilla", "retrieval motion encoder aligned to the vanilla encoder's space", False),
-    BundlePart("retrieval_ada", "retrieval motion encoder aligned to the adapted encoder's space", False),
-    BundlePart("gallery", "retrieval gallery (procedural train/test motions, float16 features and captions)", False),
-    BundlePart("evaluator", "independent evaluator (never trained against a generator), when the bundle has one", False),
+    BundlePart("adaqf", "AdaQF generator pipeline: denoiser + LoRA adapters of the text encoder + length estimator"),
+    BundlePart("baseline", "baseline generator pipeline (frozen vanilla text encoder, plain MSE), ablation ①"),
+    BundlePart("extractors", "GRU text/motion extractors: the AdaQF feedback and the default evaluator"),
+    BundlePart("retrieval_vanilla", "retrieval motion encoder aligned to the vanilla encoder's space"),
+    BundlePart("retrieval_ada", "retrieval motion encoder aligned to the adapted encoder's space"),
+    BundlePart("gallery", "retrieval gallery (procedural train/test motions, float16 features and captions)"),
+    BundlePart("evaluator", "independent evaluator (never trained against a generator), when the bundle has one"),
 )}
 RETRIEVAL_PARTS = ("retrieval_vanilla", "retrieval_ada", "gallery")  # what the Retrieve tab needs
 
 
 class CheckpointBundle:
-    """A bundle folder; every part is looked up here, never spelled out by callers."""
+    """A bundle folder; every part is looked up here, never spelled out by callers.
+
+    A bundle may hold a subset of :data:`BUNDLE_PARTS` (the demo needs adaqf and baseline, the retrieval bench
+    adaqf and the retrieval parts); asking for a part it lacks raises an error that lists what it has.
+    """
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         if not self.root.is_dir():
             raise CheckpointError(f"{self.root}: checkpoint bundle not found; {_available_hint()}")
-        missing = [name for name, part in BUNDLE_PARTS.items() if part.required and not self.has(name)]
-        if missing:
-            raise CheckpointError(f"{self.root}: not a complete checkpoint bundle, missing {missing} (it has "
-                                  f"{self.parts() or 'no parts'}); build one with `make default-checkpoints` or "
-                                  "`adamotion train all`")
+        if not self.parts():
+            raise CheckpointError(f"{self.root}: not a checkpoint bundle (none of {list(BUNDLE_PARTS)} inside); build "
+                                  "one with `make default-checkpoints` or `adamotion train all`")
 
     def __repr__(self) -> str:
         return f"CheckpointBundle({str(self.root)!r}, parts={self.parts()})"
@@ -108,12 +109,11 @@ def _part(part: str) -> BundlePart:
 
 
 def available_checkpoints(root: str | os.PathLike = CHECKPOINTS_ROOT) -> list[str]:
-    """Names of the complete bundles under ``root`` (``checkpoints/`` of the project), sorted."""
+    """Names of the bundles under ``root`` (``checkpoints/`` of the project): folders holding a generator."""
     root = Path(root)
     if not root.is_dir():
         return []
-    required = [part.folder for part in BUNDLE_PARTS.values() if part.required]
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and all((p / r).is_dir() for r in required))
+    return sorted(p.name for p in root.iterdir() if (p / BUNDLE_PARTS["adaqf"].folder).is_dir())
 
 
 def _available_hint() -> str:
@@ -130,7 +130,7 @@ def load(name_or_path: str | os.PathLike = "default") -> CheckpointBundle:
     named = CHECKPOINTS_ROOT / str(name_or_path)
     if isinstance(name_or_path, str) and os.sep not in name_or_path and named.is_dir():
         return CheckpointBundle(named)
-    raise CheckpointError(f"no checkpoint bundle {str(name_or_path)!r}; {_available_hint()}")
+    raise CheckpointError(f"{name_or_path}: checkpoint bundle not found; {_available_hint()}")
 
 
 def main(argv: list[str] | None = None) -> int:

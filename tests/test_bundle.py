@@ -34,12 +34,15 @@ def test_a_bundle_pipeline_is_the_folder_pipeline():
 
 
 def test_errors_name_what_is_available(tmp_path):
-    with pytest.raises(CheckpointError, match=r"no checkpoint bundle 'nope'.*'default'"):
+    with pytest.raises(CheckpointError, match=r"nope: checkpoint bundle not found; available under .*'default'"):
         adamotion.load("nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match=r"empty: not a checkpoint bundle \(none of \['adaqf'"):
+        CheckpointBundle(tmp_path / "empty")
     partial = tmp_path / "partial"
     shutil.copytree(CHECKPOINTS_ROOT / "default" / "adaqf", partial / "adaqf")
-    with pytest.raises(CheckpointError, match=r"missing \['baseline'\].*it has \['adaqf'\]"):
-        CheckpointBundle(partial)
+    with pytest.raises(CheckpointError, match=r"partial/baseline: this bundle has no 'baseline'.*it has \['adaqf'\]"):
+        CheckpointBundle(partial).pipeline("baseline")
     bundle = adamotion.load("default")
     with pytest.raises(CheckpointError, match=r"no 'evaluator'.*\['adaqf', 'baseline'"):
         bundle.path("evaluator")

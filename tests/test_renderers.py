@@ -258,9 +258,10 @@ def test_renderers_never_import_torch(tmp_path):
 import sys, numpy as np
 import renderers, renderers.video, renderers.skeleton, renderers.mesh, renderers.bench, renderers.smpl_fit
 from renderers.bench import synthetic_walk
-walk = synthetic_walk(3)
-renderers.render_video(walk, r"{tmp_path / 'a.mp4'}", size=(64, 48))
-renderers.render_mesh_video(walk, r"{tmp_path / 'b.mp4'}", size=(64, 48), smpl_dir=None)
+from adamotion.motion.skeleton import HUMANML3D
+walk = synthetic_walk(3, skeleton=HUMANML3D)
+renderers.render_video(walk, r"{tmp_path / 'a.mp4'}", size=(64, 48), skeleton=HUMANML3D)
+renderers.render_mesh_video(walk, r"{tmp_path / 'b.mp4'}", size=(64, 48), smpl_dir=None, skeleton=HUMANML3D)
 assert "torch" not in sys.modules, "torch was imported"
 print("TORCH-FREE")
 """
