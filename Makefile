@@ -24,7 +24,6 @@ CORPUS ?= data/procedural
 MOCAP ?= data/bandai_namco
 MIXED ?= data/mixed
 RUN ?= runs/default
-SHIPPED := extractors adaqf baseline retrieval_vanilla retrieval_ada gallery evaluator
 EVAL_ARGS := --evaluator checkpoints/default/evaluator --repeats 5 --num-pairs 192 --steps 50 --mm-captions 16 --mm-samples 5
 METHODS := "AdaQF (adapted)=checkpoints/default/adaqf" "baseline (vanilla)=checkpoints/default/baseline:vanilla"
 default-checkpoints: install
@@ -32,8 +31,9 @@ default-checkpoints: install
 	mkdir -p $(RUN) && scripts/default_data.sh $(CORPUS) $(MOCAP) $(MIXED) > $(RUN)/DATA
 	.venv/bin/adamotion train all --config configs/default.json --out $(RUN) --data $$(cat $(RUN)/DATA)
 	mkdir -p checkpoints/default
-	for d in $(SHIPPED); do rm -rf checkpoints/default/$$d; cp -a $(RUN)/$$d checkpoints/default/$$d; \
-	  rm -rf checkpoints/default/$$d/checkpoint; done  # resumable training state stays in $(RUN)
+	for d in $$(.venv/bin/python -m adamotion.bundle parts $(RUN)); do rm -rf checkpoints/default/$$d; \
+	  cp -a $(RUN)/$$d checkpoints/default/$$d; rm -rf checkpoints/default/$$d/checkpoint; \
+	done  # the bundle parts the run holds (adamotion/bundle.py); resumable training state stays in $(RUN)
 	cp $(RUN)/training_summary.json checkpoints/default/
 	data=$$(cat $(RUN)/DATA); if [ -f $$data/test_mocap.txt ]; then \
 	  .venv/bin/adamotion evaluate $(METHODS) --data $$data --split test_procedural --out checkpoints/default/eval $(EVAL_ARGS) \

@@ -17,7 +17,7 @@ COMMAND_MODULES = [
     "adamotion.bench",
     "adamotion.study.commands",
     "adamotion.eval.commands",
-    "adamotion.retrieval.bench",
+    "adamotion.retrieval_commands",
 ]
 
 

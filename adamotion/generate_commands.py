@@ -10,17 +10,23 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CHECKPOINT = "checkpoints/default/adaqf"
+DEFAULT_CHECKPOINT = "default"  # the AdaQF pipeline of the bundle checkpoints/default
 
 
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A relative checkpoint path is looked up in the working directory first, then in the project folder."""
-    path = Path(path).expanduser()
-    if path.is_absolute() or path.exists():
+def resolve_checkpoint(spec: str | os.PathLike) -> Path:
+    """A pipeline folder (one with ``pipeline.json``), else a bundle (a name under ``checkpoints/`` or a bundle
+    folder) whose AdaQF pipeline is meant; a spec that is neither comes back as a path, for the caller's error."""
+    from adamotion.bundle import load
+    from adamotion.pipeline import PIPELINE_FILE
+    from adamotion.utils.serialization import CheckpointError
+
+    path = Path(spec).expanduser()
+    if (path / PIPELINE_FILE).is_file():
         return path
-    in_repo = REPO_ROOT / path
-    return in_repo if in_repo.exists() else path
+    try:
+        return load(spec).path("adaqf")
+    except CheckpointError:
+        return path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "(N, T, J, 3) for --num-samples N > 1.")
     gen.add_argument("prompt", help='what the person does, e.g. "a person jumps forward"')
     gen.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
-                     help=f"pipeline folder (default: {DEFAULT_CHECKPOINT}; build it with `make default-checkpoints`)")
+                     help=f"pipeline folder, or a bundle (its AdaQF pipeline; default: {DEFAULT_CHECKPOINT!r}, built by "
+                          "`make default-checkpoints`)")
     length = gen.add_mutually_exclusive_group()
     length.add_argument("--length", type=int, metavar="FRAMES", help="motion length in frames (default: predicted from the text)")
     length.add_argument("--seconds", type=float, help="motion length in seconds (converted at the skeleton's fps)")

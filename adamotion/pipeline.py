@@ -42,7 +42,7 @@ import torch
 from adamotion.diffusion.scheduler import DiffusionScheduler, draw_noise
 from adamotion.models.denoiser import MotionDenoiser, PreparedCondition
 from adamotion.models.length import LengthEstimator, default_length
-from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from adamotion.motion.skeleton import Skeleton
 from adamotion.utils.files import atomic_folder, read_json
 from adamotion.utils.serialization import CONFIG_NAME, FORMAT_VERSION, CheckpointError
 
@@ -56,7 +56,7 @@ MAX_PROMPT_CHARS = 2000
 
 
 # ----------------------------------------------------------------------------- helpers
-def seconds_to_frames(seconds: float, skeleton: Skeleton = HUMANML3D) -> int:
+def seconds_to_frames(seconds: float, skeleton: Skeleton) -> int:
     """Seconds -> whole frames at the skeleton's fps (no range check; see :func:`check_length`)."""
     seconds = float(seconds)
     if not math.isfinite(seconds) or seconds <= 0:
@@ -64,16 +64,16 @@ def seconds_to_frames(seconds: float, skeleton: Skeleton = HUMANML3D) -> int:
     return int(round(seconds * skeleton.fps))
 
 
-def frames_to_seconds(frames: int, skeleton: Skeleton = HUMANML3D) -> float:
+def frames_to_seconds(frames: int, skeleton: Skeleton) -> float:
     return frames / skeleton.fps
 
 
-def length_range_message(skeleton: Skeleton = HUMANML3D) -> str:
+def length_range_message(skeleton: Skeleton) -> str:
     lo, hi = skeleton.min_frames, skeleton.max_frames
     return f"length must be between {lo} and {hi} frames ({lo / skeleton.fps:.1f}–{hi / skeleton.fps:.1f} s)"
 
 
-def check_length(frames, skeleton: Skeleton = HUMANML3D) -> int:
+def check_length(frames, skeleton: Skeleton) -> int:
     """A length in frames as int, or ValueError when it is not a whole number in the skeleton's range."""
     if isinstance(frames, bool) or not isinstance(frames, numbers.Real):
         raise ValueError(f"{length_range_message(skeleton)}; got {frames!r}")
@@ -105,12 +105,12 @@ class MotionOutput:
     lengths: list[int]  # T_i in frames
     seeds: list[int]  # the seed that reproduces each sample (seed + sample index)
     encoder: str  # display name of the text encoder used, e.g. "MiniLM-L6 + LoRA (AdaQF)"
+    fps: float  # frames per second of the motions (the skeleton's)
     encoder_mode: str = "ada"  # "ada" (adapters on) or "vanilla" (adapters off)
     guidance_scale: float = 2.5
     steps: int = 50
     sampler: str = "ddpm"  # "ddpm" or "ddim"
     eta: float = 0.0  # DDIM noise scale (0 = deterministic)
-    fps: float = HUMANML3D.fps
     timings: dict = field(default_factory=dict)  # seconds spent in "text", "sampling", "decode", "total"
 
     def __len__(self) -> int:
@@ -123,10 +123,11 @@ class MotionPipeline:
 
     def __init__(self, text_encoder, denoiser: MotionDenoiser, scheduler: DiffusionScheduler, meta,
                  length_estimator: LengthEstimator | None = None, *, name: str = "adaqf", method: str = "AdaQF"):
-        feature_dim = int(getattr(meta, "feature_dim", np.asarray(meta.mean).shape[-1]))
+        self.skeleton: Skeleton = meta.skeleton  # the feature format, from the dataset the models were trained on
+        feature_dim = self.skeleton.feature_dim
         if denoiser.config.feature_dim != feature_dim:
             raise ValueError(f"denoiser predicts {denoiser.config.feature_dim} features per frame but the dataset "
-                             f"meta has {feature_dim}")
+                             f"meta's skeleton {self.skeleton.name!r} has {feature_dim}")
         if denoiser.config.text_dim != text_encoder.hidden_size:
             raise ValueError(f"denoiser expects text states of width {denoiser.config.text_dim} but the text encoder "
                              f"({text_encoder.display_name}) gives {text_encoder.hidden_size}")
@@ -140,10 +141,6 @@ class MotionPipeline:
         self.length_estimator = length_estimator
         self.name = name  # short id, e.g. "adaqf" or "baseline"
         self.method = method  # which training method made it, e.g. "AdaQF" or "baseline MDM"
-        skeleton = meta.skeleton
-        self.skeleton: Skeleton = skeleton if isinstance(skeleton, Skeleton) else Skeleton.from_name(str(skeleton))
-        if self.skeleton.feature_dim != feature_dim:
-            raise ValueError(f"skeleton {self.skeleton.name!r} has {self.skeleton.feature_dim} features, meta has {feature_dim}")
         if denoiser.config.max_frames < self.skeleton.max_frames:
             raise ValueError(f"denoiser covers {denoiser.config.max_frames} frames, the skeleton allows {self.skeleton.max_frames}")
 

@@ -113,7 +113,8 @@ def bench_app(args) -> BenchReport:
         start = time.perf_counter()
         for pipe, encoder in ((studio.adapted, "ada"), (studio.vanilla, "vanilla")):
             _, joints = generate_two_pass(pipe, PROMPT, frames, seed=0, encoder=encoder)
-            render_naive_matplotlib(joints, workdir / f"naive-{encoder}.mp4", fps=studio.skeleton.fps)
+            render_naive_matplotlib(joints, workdir / f"naive-{encoder}.mp4", fps=studio.skeleton.fps,
+                                    skeleton=studio.skeleton)
         reference_s = time.perf_counter() - start
         rows.append(("naive reference (two-pass guidance + matplotlib)", f"{reference_s:8.2f} s"))
         rows.append(("speed-up over the naive reference", f"{reference_s / e2e_s:8.2f} x"))

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from adamotion.motion.skeleton import Skeleton
+from adamotion.utils.serialization import CheckpointError
 from app.config import AppConfig
 from app.workspace import Workspaces
 
@@ -42,7 +43,7 @@ def validate_prompt(prompt) -> str:
     return text
 
 
-def parse_seconds(value, skeleton: Skeleton = HUMANML3D) -> int | None:
+def parse_seconds(value, skeleton: Skeleton) -> int | None:
     """Seconds (number or numeric text) or 'auto' → frames (None = let the length estimator decide)."""
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto")):
         return None
@@ -120,53 +121,54 @@ class Studio:
     """Loads the two pipelines, the evaluator, the retrieval gallery and the renderers once."""
 
     def __init__(self, config: AppConfig):
-        from adamotion.pipeline import MotionPipeline
+        from adamotion.bundle import load
 
         self.config = config
-        self.skeleton = HUMANML3D
-        ckpt = Path(config.checkpoint)
-        self.adapted = MotionPipeline.from_pretrained(ckpt / "adaqf", device=config.device)
+        self.bundle = load(config.checkpoint)
+        self.adapted = self.bundle.pipeline("adaqf", device=config.device)
         # The vanilla side uses the *same* text encoder module with adapters switched off (no second copy).
-        self.vanilla = MotionPipeline.from_pretrained(ckpt / "baseline", device=config.device,
-                                                      text_encoder=self.adapted.text_encoder)
+        self.vanilla = self.bundle.pipeline("baseline", device=config.device, text_encoder=self.adapted.text_encoder)
+        self.skeleton: Skeleton = self.adapted.skeleton  # the format every motion of this app is in
+        if self.vanilla.skeleton.name != self.skeleton.name:
+            raise CheckpointError(f"{self.bundle.root}: adaqf generates {self.skeleton.name} motion, baseline "
+                                  f"{self.vanilla.skeleton.name}; both sides must share one skeleton")
         # The independent evaluator judges; the extractors the AdaQF generator trained against never do.
-        self.evaluator = self._load_evaluator(ckpt / "evaluator")
-        self.real_motion = self._load_real_motion(ckpt / "evaluator")
+        self.evaluator = self._load_evaluator()
+        self.real_motion = self._load_real_motion()
         # Created only once the models loaded: a bad checkpoint leaves no temporary folder or sweeper behind.
         self.workspaces = Workspaces(config.workdir, max_age_s=config.cleanup_after_s)
-        self.gallery = self._load_gallery(ckpt)
+        self.gallery = self._load_gallery()
         self._render_lock = threading.Lock()
-        self.checkpoint_id = ckpt.name
+        self.checkpoint_id = self.bundle.name
 
     # -- loading helpers
-    def _load_evaluator(self, path: Path):
-        from adamotion.eval.t2m_evaluator import TextMotionEvaluator
-
-        if not path.exists():
-            log.warning("no evaluator at %s: similarity scores are hidden", path)
+    def _load_evaluator(self):
+        if not self.bundle.has("evaluator"):
+            log.warning("no evaluator in %s: similarity scores are hidden", self.bundle.root)
             return None
-        return TextMotionEvaluator.from_pretrained(path, map_location=self.config.device)
+        return self.bundle.evaluator(device=self.config.device)
 
-    def _load_real_motion(self, path: Path) -> dict | None:
+    def _load_real_motion(self) -> dict | None:
         """Physical readings of real motion (the corpus's own clips), stored beside the evaluator."""
         from adamotion.eval.evaluate import REAL_MOTION_FILE, read_real_motion_reference
 
         try:
-            return read_real_motion_reference(path / REAL_MOTION_FILE)
+            return read_real_motion_reference(self.bundle.root / "evaluator" / REAL_MOTION_FILE)
         except (FileNotFoundError, ValueError) as exc:
             log.warning("%s; physical readings are shown without a real-motion reference", exc)
             return None
 
-    def _load_gallery(self, ckpt: Path):
-        from adamotion.retrieval.gallery import RetrievalGallery
+    def _load_gallery(self):
+        from adamotion.bundle import RETRIEVAL_PARTS
 
-        if not (ckpt / "gallery").exists():
-            log.warning("no retrieval gallery at %s: the Retrieve tab is disabled", ckpt / "gallery")
+        missing = [part for part in RETRIEVAL_PARTS if not self.bundle.has(part)]
+        if missing:
+            log.warning("no %s in %s: the Retrieve tab is disabled", ", ".join(missing), self.bundle.root)
             return None
         from adamotion.utils.paths import index_cache_dir
 
-        cache_dir = self.config.index_cache or index_cache_dir(ckpt)
-        return RetrievalGallery.from_checkpoint(ckpt, text_encoder=self.adapted.text_encoder, cache_dir=cache_dir)
+        cache_dir = self.config.index_cache or index_cache_dir(self.bundle.root)
+        return self.bundle.retrieval_gallery(text_encoder=self.adapted.text_encoder, cache_dir=cache_dir)
 
     @property
     def labels(self) -> tuple[str, str]:
@@ -175,7 +177,7 @@ class Studio:
     def about_markdown(self) -> str:
         """The About tab: what the two columns are, what was loaded, how to reproduce a result."""
         ada_label, van_label = self.labels
-        ckpt = Path(self.config.checkpoint)
+        ckpt = self.bundle.root
         lines = [
             "## What you see",
             f"Every prompt is generated twice with the same seed and the same starting noise: once with **{ada_label}** "
@@ -297,10 +299,11 @@ class Studio:
 
             for result in (adapted, vanilla):
                 render_mesh_video(result.joints[0], result.video, fps=self.skeleton.fps, size=self.config.video_size,
-                                  title=f"{result.label}\n{prompt}", smpl_dir=self.config.smpl_dir)
+                                  title=f"{result.label}\n{prompt}", smpl_dir=self.config.smpl_dir,
+                                  skeleton=self.skeleton)
             own_paths = None
         return Path(render_side_by_side(joints, labels, path, fps=self.skeleton.fps, title=prompt,
-                                        size=self.config.video_size, panel_paths=own_paths))
+                                        size=self.config.video_size, panel_paths=own_paths, skeleton=self.skeleton))
 
     def _write_downloads(self, prompt, seed, guidance_scale, steps, ada, van, out_dir: Path) -> list[Path]:
         from adamotion.io.bvh import write_bvh
@@ -310,15 +313,16 @@ class Studio:
         for tag, output in (("adapted", ada), ("vanilla", van)):
             for i, (joints, feats) in enumerate(zip(output.joints, output.features)):
                 stem = out_dir / f"{tag}_sample{i + 1}"
-                files.append(Path(save_joints_npy(stem.with_name(stem.name + "_joints.npy"), joints) or stem.with_name(stem.name + "_joints.npy")))
-                files.append(Path(save_features_npy(stem.with_name(stem.name + "_features.npy"), feats) or stem.with_name(stem.name + "_features.npy")))
+                files.append(save_joints_npy(stem.with_name(stem.name + "_joints.npy"), joints, skeleton=self.skeleton))
+                files.append(save_features_npy(stem.with_name(stem.name + "_features.npy"), feats, skeleton=self.skeleton))
                 bvh = stem.with_suffix(".bvh")
                 write_bvh(bvh, joints=joints, skeleton=self.skeleton)
                 files.append(bvh)
             bundle = out_dir / f"{tag}_bundle.npz"
             save_bundle(bundle, prompt=prompt, seed=seed, encoder=output.encoder, checkpoint_id=self.checkpoint_id,
                         lengths=list(output.lengths), features=output.features, joints=output.joints,
-                        guidance_scale=guidance_scale, steps=steps, extra={"sampler": output.sampler})
+                        guidance_scale=guidance_scale, steps=steps, extra={"sampler": output.sampler},
+                        skeleton=self.skeleton)
             files.append(bundle)
         return [f for f in files if f.exists()]
 
@@ -396,5 +400,5 @@ class Studio:
             with self._render_lock:
                 if not path.exists():
                     render_video(self.gallery.joints_of(motion_id), path, fps=self.skeleton.fps,
-                                 size=(320, 240), title=self.gallery.caption_of(motion_id))
+                                 size=(320, 240), title=self.gallery.caption_of(motion_id), skeleton=self.skeleton)
         return path

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["benchmark_renderers", "format_table", "synthetic_walk"]
 
 
-def synthetic_walk(frames: int = 196, *, skeleton: Skeleton = HUMANML3D, fps: float | None = None,
+def synthetic_walk(frames: int = 196, *, skeleton: Skeleton, fps: float | None = None,
                    speed: float = 1.2, turn_deg_per_s: float = 12.0, cadence_hz: float = 0.9) -> np.ndarray:
     """A procedural walk on a gently curving path: (frames, J, 3) joint positions in metres, y up.
 
@@ -102,7 +102,8 @@ def benchmark_renderers(frames: int = 196, *, size: tuple[int, int] = (640, 480)
     """
     from renderers.skeleton import render_naive_matplotlib, render_video
 
-    joints = synthetic_walk(frames)
+    skeleton = HUMANML3D  # the benchmark clip is a walk on the SMPL-22 body
+    joints = synthetic_walk(frames, skeleton=skeleton)
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="adamotion-bench-") as tmp:
         folder = Path(out_dir) if out_dir is not None else Path(tmp)
@@ -115,21 +116,21 @@ def benchmark_renderers(frames: int = 196, *, size: tuple[int, int] = (640, 480)
                              "path": str(path) if out_dir else None}
 
         caption = "a person walks in a gentle curve"
-        render_video(joints[:2], folder / "warmup.mp4", size=size)  # fonts, ffmpeg page cache
+        render_video(joints[:2], folder / "warmup.mp4", size=size, skeleton=skeleton)  # fonts, ffmpeg page cache
         path = folder / "skeleton_fast.mp4"
-        record("skeleton (Pillow)", _time_call(render_video, joints, path, size=size, title=caption), path)
+        record("skeleton (Pillow)", _time_call(render_video, joints, path, size=size, title=caption, skeleton=skeleton), path)
         if include_naive:
-            render_naive_matplotlib(joints[:2], folder / "warmup_naive.mp4", size=size)  # matplotlib 3D imports
+            render_naive_matplotlib(joints[:2], folder / "warmup_naive.mp4", size=size, skeleton=skeleton)  # matplotlib 3D imports
             path = folder / "skeleton_matplotlib.mp4"
             record("skeleton (matplotlib FuncAnimation)",
-                   _time_call(render_naive_matplotlib, joints, path, size=size, title=caption), path)
+                   _time_call(render_naive_matplotlib, joints, path, size=size, title=caption, skeleton=skeleton), path)
         if include_mesh:
             from renderers.mesh import render_mesh_video
 
-            render_mesh_video(joints[:2], folder / "warmup_mesh.mp4", size=size, smpl_dir=None)  # GL context, shaders
+            render_mesh_video(joints[:2], folder / "warmup_mesh.mp4", size=size, smpl_dir=None, skeleton=skeleton)  # GL context, shaders
             path = folder / "mesh_capsules.mp4"
             record("mesh (capsule body, pyrender)",
-                   _time_call(render_mesh_video, joints, path, size=size, title=caption, smpl_dir=None), path)
+                   _time_call(render_mesh_video, joints, path, size=size, title=caption, smpl_dir=None, skeleton=skeleton), path)
     summary = {"frames": frames, "size": list(size), "load_average": list(os.getloadavg()), "cpus": os.cpu_count(),
                "results": results}
     fast, naive = results.get("skeleton (Pillow)"), results.get("skeleton (matplotlib FuncAnimation)")

@@ -44,7 +44,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from adamotion.motion import rotations as R
-from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from adamotion.motion.skeleton import Skeleton
 from renderers.skeleton import (
     Camera,
     _camera_to_pixels,
@@ -482,7 +482,7 @@ class _SmplBody:
 
 
 # ============================================================================================ public API
-def mesh_cameras(joints, *, size: tuple[int, int] = (640, 480), skeleton: Skeleton = HUMANML3D,
+def mesh_cameras(joints, *, size: tuple[int, int] = (640, 480), skeleton: Skeleton,
                  style: MeshStyle = MeshStyle(), title: str | None = None) -> list[Camera]:
     """The per-frame cameras :func:`render_mesh_video` uses (same ``title`` -> same framing)."""
     joints = _check_joints(joints, skeleton)
@@ -494,7 +494,7 @@ def mesh_cameras(joints, *, size: tuple[int, int] = (640, 480), skeleton: Skelet
 
 
 def render_mesh_frames(joints, *, smpl_dir: str | os.PathLike | None = None, size: tuple[int, int] = (640, 480),
-                       title: str | None = None, skeleton: Skeleton = HUMANML3D, style: MeshStyle = MeshStyle(),
+                       title: str | None = None, skeleton: Skeleton, style: MeshStyle = MeshStyle(),
                        show_frame_counter: bool = False) -> Iterator[np.ndarray]:
     """Yield (H, W, 3) uint8 frames of the shaded body (see :func:`render_mesh_video`).
 
@@ -559,7 +559,7 @@ def _render_frames(joints: np.ndarray, *, size, title, skeleton, style, model, b
 
 def render_mesh_video(joints, path: str | os.PathLike, *, smpl_dir: str | os.PathLike | None = None,
                       fps: float | None = None, size: tuple[int, int] = (640, 480), title: str | None = None,
-                      skeleton: Skeleton = HUMANML3D, style: MeshStyle = MeshStyle(),
+                      skeleton: Skeleton, style: MeshStyle = MeshStyle(),
                       show_frame_counter: bool = False, fmt: str | None = None) -> Path:
     """Render (T, J, 3) joints as a shaded body over a checkerboard floor, the camera following the root.
 

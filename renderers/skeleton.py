@@ -32,7 +32,7 @@ from typing import Iterator, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from adamotion.motion.skeleton import Skeleton
 from adamotion.utils.files import atomic_file
 from renderers.video import VideoWriter
 
@@ -199,7 +199,7 @@ def smooth_along_time(values: np.ndarray, sigma_frames: float) -> np.ndarray:
     return out
 
 
-def follow_cameras(joints: np.ndarray, *, size: tuple[int, int], skeleton: Skeleton = HUMANML3D, top_band: int = 0,
+def follow_cameras(joints: np.ndarray, *, size: tuple[int, int], skeleton: Skeleton, top_band: int = 0,
                    azimuth_deg: float = 35.0, elevation_deg: float = 15.0, fov_deg: float | None = 40.0,
                    view_height: float | None = None, follow_sigma_frames: float = 6.0) -> list[Camera]:
     """One :class:`Camera` per frame that follows the (Gaussian-smoothed) root in xz.
@@ -596,7 +596,7 @@ def _compose_frames(clips: Sequence[np.ndarray], *, labels: Sequence[str | None]
 
 
 # ============================================================================================ public API
-def frame_cameras(joints, *, size: tuple[int, int] = (640, 480), skeleton: Skeleton = HUMANML3D,
+def frame_cameras(joints, *, size: tuple[int, int] = (640, 480), skeleton: Skeleton,
                   style: SkeletonStyle = SkeletonStyle(), title: str | None = None,
                   labels: Sequence[str | None] | None = None, num_panels: int = 1) -> list[Camera]:
     """The per-frame cameras :func:`render_video` (or one panel of :func:`render_side_by_side`) uses.
@@ -611,7 +611,7 @@ def frame_cameras(joints, *, size: tuple[int, int] = (640, 480), skeleton: Skele
     return _Panel(joints, size=size, skeleton=skeleton, style=style, top_band=layout.top_band).cameras
 
 
-def render_frames(joints, *, size: tuple[int, int] = (640, 480), skeleton: Skeleton = HUMANML3D,
+def render_frames(joints, *, size: tuple[int, int] = (640, 480), skeleton: Skeleton,
                   style: SkeletonStyle = SkeletonStyle(), title: str | None = None,
                   show_frame_counter: bool = False) -> Iterator[np.ndarray]:
     """Yield the (H, W, 3) uint8 frames :func:`render_video` would encode (for previews or other sinks)."""
@@ -622,7 +622,7 @@ def render_frames(joints, *, size: tuple[int, int] = (640, 480), skeleton: Skele
 
 
 def render_video(joints, path: str | os.PathLike, *, fps: float | None = None, title: str | None = None,
-                 size: tuple[int, int] = (640, 480), skeleton: Skeleton = HUMANML3D,
+                 size: tuple[int, int] = (640, 480), skeleton: Skeleton,
                  style: SkeletonStyle = SkeletonStyle(), show_frame_counter: bool = False,
                  fmt: str | None = None) -> Path:
     """Render a (T, J, 3) joint-position motion as a stick-figure video.
@@ -639,7 +639,7 @@ def render_video(joints, path: str | os.PathLike, *, fps: float | None = None, t
 
 def render_side_by_side(clips: Sequence, labels: Sequence[str | None] | None, path: str | os.PathLike, *,
                         fps: float | None = None, title: str | None = None, size: tuple[int, int] = (640, 480),
-                        skeleton: Skeleton = HUMANML3D, style: SkeletonStyle = SkeletonStyle(),
+                        skeleton: Skeleton, style: SkeletonStyle = SkeletonStyle(),
                         show_frame_counter: bool = False, fmt: str | None = None,
                         panel_paths: Sequence[str | os.PathLike | None] | None = None) -> Path:
     """N synchronised panels (e.g. "AdaCLIP" vs "vanilla"), each ``size``, side by side.
@@ -716,7 +716,7 @@ def _render_with_panel_videos(clips, labels, path, panel_paths, *, fps, title, s
 
 
 def render_keyframe_strip(joints, path_png: str | os.PathLike, n: int = 8, *, panel_size: tuple[int, int] = (200, 280),
-                          title: str | None = None, skeleton: Skeleton = HUMANML3D,
+                          title: str | None = None, skeleton: Skeleton,
                           style: SkeletonStyle = SkeletonStyle(), fps: float | None = None) -> Path:
     """A PNG of ``n`` evenly spaced keyframes side by side, each labelled with its time in seconds.
 
@@ -749,7 +749,7 @@ def render_keyframe_strip(joints, path_png: str | os.PathLike, n: int = 8, *, pa
 
 # ========================================================================================= naive baseline
 def render_naive_matplotlib(joints, path: str | os.PathLike, *, fps: float | None = None, title: str | None = None,
-                            size: tuple[int, int] = (640, 480), skeleton: Skeleton = HUMANML3D,
+                            size: tuple[int, int] = (640, 480), skeleton: Skeleton,
                             style: SkeletonStyle = SkeletonStyle(), dpi: int = 100) -> Path:
     """The plain matplotlib ``FuncAnimation`` 3D renderer of the same clip (benchmark baseline only).
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from adamotion.motion import rotations as R
 from adamotion.motion.kinematics import matrix_forward_kinematics
-from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from adamotion.motion.skeleton import Skeleton
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ def _check_model_skeleton(model: SmplModel, skeleton: Skeleton) -> None:
 
 
 def initial_pose_from_joints(joints: np.ndarray, model: SmplModel, *,
-                             skeleton: Skeleton = HUMANML3D) -> tuple[np.ndarray, np.ndarray]:
+                             skeleton: Skeleton) -> tuple[np.ndarray, np.ndarray]:
     """Numpy initial SMPL pose for (T, J, 3) joint positions: (local rotations (T, K, 3, 3), trans (T, 3)).
 
     Root orientation: the rotation mapping the rest pose's (across, up) frame onto the observed one,
@@ -263,7 +263,7 @@ def initial_pose_from_joints(joints: np.ndarray, model: SmplModel, *,
 
 
 # ================================================================================================ fitting
-def fit_smpl_to_joints(joints, smpl_model: SmplModel, *, skeleton: Skeleton = HUMANML3D, iterations: int = 30,
+def fit_smpl_to_joints(joints, smpl_model: SmplModel, *, skeleton: Skeleton, iterations: int = 30,
                        smooth_weight: float = 1e-3, prior_weight: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
     """SMPL pose for joint positions: (poses (T, K * 3) axis-angle, root first; trans (T, 3)), float32.
 

@@ -156,12 +156,15 @@ def contact_sheet(root: Path, out: Path, frames_per_strip: int = 6, panel: tuple
         if take["action"] not in chosen or score < chosen[take["action"]][2]:
             clip = take["clips"][len(take["clips"]) // 2]
             chosen[take["action"]] = (clip["id"], clip["captions"][0], score)
+    from adamotion.data.meta import dataset_skeleton, read_dataset_index
+
+    skeleton = dataset_skeleton(read_dataset_index(root)[1])
     strips = []
     with tempfile.TemporaryDirectory() as tmp:
         for action, (clip_id, caption, _score) in sorted(chosen.items()):
             joints = np.load(root / "new_joints" / f"{clip_id}.npy")
             path = render_keyframe_strip(joints, Path(tmp) / f"{clip_id}.png", n=frames_per_strip, panel_size=panel,
-                                         title=f"{action}: {caption}")
+                                         title=f"{action}: {caption}", skeleton=skeleton)
             strips.append(Image.open(path).convert("RGB"))
     width = max(s.width for s in strips)
     sheet = Image.new("RGB", (width, sum(s.height for s in strips)), (255, 255, 255))

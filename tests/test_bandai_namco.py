@@ -94,7 +94,7 @@ def _train_one_step(root: Path, out: Path) -> None:
 # ------------------------------------------------------------------------------------------------ real takes
 def test_rig_map_reads_metres_at_20_fps_with_the_left_hand_on_the_left(bandai_src):
     path = next(bandai_src.rglob("dataset-2_raise-up-left-hand_normal_001.bvh"))
-    loaded = load_bvh_motion(path, name_map="bandai-namco")
+    loaded = load_bvh_motion(path, name_map="bandai-namco", skeleton=HUMANML3D)
     assert loaded.name_map == "bandai-namco" and loaded.scale == 0.01 and loaded.fps == 20.0
     assert loaded.joints.shape[0] == (_frames(path) - 1) * 2 // 3 + 1  # 30 -> 20 fps
     head = loaded.joints[:, S.index("head"), 1] - loaded.joints[:, list(S.foot_joints), 1].min()
@@ -149,7 +149,7 @@ def test_raised_left_hand_is_left_and_the_mirror_swaps_motion_and_caption(import
     assert joints[:, left, 1].max() > joints[:, right, 1].max() + 0.3
     assert mirrored[:, right, 1].max() > mirrored[:, left, 1].max() + 0.3
     # Mirroring the canonical motion gives the mirrored copy (up to the target skeleton's small asymmetry).
-    np.testing.assert_allclose(mirror_joints(joints), mirrored, atol=0.03)
+    np.testing.assert_allclose(mirror_joints(joints, skeleton=HUMANML3D), mirrored, atol=0.03)
     texts = [line["caption"] for line in read_captions(imported / "texts" / f"{stem}.txt")]
     mirror_texts = [line["caption"] for line in read_captions(imported / "texts" / f"M{stem}.txt")]
     assert all("left" in t and "right" not in t for t in texts)
@@ -176,7 +176,7 @@ def test_test_split_captions_use_held_out_phrasing(imported):
 
 
 def test_imported_and_mixed_datasets_load_and_train_one_step(imported, tiny_corpus, tmp_path):
-    dataset = MotionTextDataset(imported, "train")
+    dataset = MotionTextDataset(imported, "train", skeleton=HUMANML3D)
     assert len(dataset) > 0 and dataset[0]["features"].shape[-1] == S.feature_dim
     _train_one_step(imported, tmp_path / "ext_bn")
     assert DatasetMeta.from_dataset_root(imported).license["name"] == "CC BY-NC 4.0"
@@ -194,7 +194,7 @@ def test_imported_and_mixed_datasets_load_and_train_one_step(imported, tiny_corp
     meta = DatasetMeta.from_dataset_root(mixed)
     assert meta.license["name"] == "CC BY-NC 4.0" and len(meta.extra["sources"]) == 2
     assert DatasetMeta.from_dataset_root(tiny_corpus).license["name"] == "Apache-2.0"
-    items = MotionTextDataset(mixed, "test_mocap")  # the real test split alone, as evaluation reads it
+    items = MotionTextDataset(mixed, "test_mocap", skeleton=HUMANML3D)  # the real test split alone, as evaluation reads it
     assert {item.motion_id.split(":")[0] for item in items.items} == set((imported / "test.txt").read_text().split())
 
     from adamotion.retrieval.gallery import GalleryData, write_gallery

@@ -88,16 +88,16 @@ def test_features_match_joint_files(tiny_corpus):
 
 
 def test_build_is_deterministic_and_seeded(tiny_corpus, tmp_path):
-    again = build_corpus(tmp_path / "again", size="tiny", seed=0).root
+    again = build_corpus(tmp_path / "again", size="tiny", seed=0, skeleton=SK).root
     for sub in ("new_joint_vecs", "new_joints", "texts"):
         for path in sorted((tiny_corpus / sub).iterdir()):
             assert path.read_bytes() == (again / sub / path.name).read_bytes(), path.name
     for name in ("train.txt", "test.txt", "Mean.npy", "Std.npy"):
         assert (tiny_corpus / name).read_bytes() == (again / name).read_bytes()
     # A few motions with two worker processes give the same bytes as one process; another seed differs.
-    one = build_corpus(tmp_path / "one", num_motions=6, seed=3, workers=1).root
-    two = build_corpus(tmp_path / "two", num_motions=6, seed=3, workers=2).root
-    other = build_corpus(tmp_path / "other", num_motions=6, seed=4, workers=1).root
+    one = build_corpus(tmp_path / "one", num_motions=6, seed=3, workers=1, skeleton=SK).root
+    two = build_corpus(tmp_path / "two", num_motions=6, seed=3, workers=2, skeleton=SK).root
+    other = build_corpus(tmp_path / "other", num_motions=6, seed=4, workers=1, skeleton=SK).root
     for path in sorted((one / "new_joint_vecs").iterdir()):
         assert path.read_bytes() == (two / "new_joint_vecs" / path.name).read_bytes()
         assert path.read_bytes() != (other / "new_joint_vecs" / path.name).read_bytes()
@@ -108,14 +108,14 @@ def test_build_replaces_a_corpus_but_refuses_other_folders(tmp_path):
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
     with pytest.raises(FileExistsError, match="mine"):
-        build_corpus(foreign, num_motions=3)
+        build_corpus(foreign, num_motions=3, skeleton=SK)
     assert (foreign / "notes.txt").read_text() == "keep me"
-    root = build_corpus(tmp_path / "c", num_motions=3, seed=1).root
-    build_corpus(root, num_motions=4, seed=1)
+    root = build_corpus(tmp_path / "c", num_motions=3, seed=1, skeleton=SK).root
+    build_corpus(root, num_motions=4, seed=1, skeleton=SK)
     assert json.loads((root / "corpus.json").read_text())["num_motions"] == 4
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folders left behind
     with pytest.raises(ValueError, match="size"):
-        build_corpus(tmp_path / "x", size="huge")
+        build_corpus(tmp_path / "x", size="huge", skeleton=SK)
 
 
 # ============================================================================ motion content
@@ -154,7 +154,7 @@ def test_kinematics_are_valid(tiny_corpus):
 
 def test_locomotion_moves_and_stance_feet_stay_planted():
     rng = np.random.default_rng(7)
-    walk = generate_motion(rng, plan=["walk"]).joints
+    walk = generate_motion(rng, plan=["walk"], skeleton=SK).joints
     assert np.linalg.norm(walk[-1, 0, [0, 2]] - walk[0, 0, [0, 2]]) > 1.0  # it really walks forward
     assert walk[-1, 0, 2] > 1.0  # along +z, the direction it faces at frame 0
     feet = walk[:, [7, 8]]  # ankles
@@ -162,14 +162,14 @@ def test_locomotion_moves_and_stance_feet_stay_planted():
     steps = np.linalg.norm(np.diff(feet[:, :, [0, 2]], axis=0), axis=-1)  # (T-1, 2)
     assert steps[on_floor[1:] & on_floor[:-1]].max() < 1e-4  # a planted ankle does not slide at all
     assert skating_ratio(walk, SK) == 0.0
-    left = generate_motion(np.random.default_rng(1), plan=["turn_in_place"]).joints
+    left = generate_motion(np.random.default_rng(1), plan=["turn_in_place"], skeleton=SK).joints
     facing = np.cross([0, 1, 0], (left[:, 2] - left[:, 1]) + (left[:, 17] - left[:, 16]))
     start, end = math.atan2(facing[0, 0], facing[0, 2]), math.atan2(facing[-1, 0], facing[-1, 2])
     assert abs(end - start) > math.radians(60)  # it turns
 
 
 def test_sit_down_bends_knees_and_lowers_hips():
-    joints = generate_motion(np.random.default_rng(0), plan=["sit_down"]).joints
+    joints = generate_motion(np.random.default_rng(0), plan=["sit_down"], skeleton=SK).joints
     assert joints[-1, 0, 1] < joints[0, 0, 1] - 0.25  # pelvis drops onto the invisible chair
     assert _limb_flexion(joints, 1, 4, 7)[-1] > 70  # knees bent
     assert min_foot_height(joints, SK) > -1e-4
@@ -189,7 +189,7 @@ def test_group_std_shares_one_value_per_feature_group():
 
 
 def test_skating_ratio_detects_sliding():
-    joints = generate_motion(np.random.default_rng(2), plan=["squat"]).joints.copy()
+    joints = generate_motion(np.random.default_rng(2), plan=["squat"], skeleton=SK).joints.copy()
     assert skating_ratio(joints, SK) == 0.0
     slide = joints.copy()
     slide[:, :, 0] += np.arange(len(slide))[:, None] * 0.04  # whole body glides 4 cm per frame, feet on floor
@@ -269,7 +269,7 @@ def test_loader_subclips_filters_and_crops(tmp_path):
         "edge": (199, [whole, "someone jumps#someone/PRON jump/VERB#nan#nan"]),  # kept, cropped to 196
         "Medge": (45, [whole]),  # a mirrored id is just another id
     })
-    ds = MotionTextDataset(root, "train", seed=0)
+    ds = MotionTextDataset(root, "train", seed=0, skeleton=SK)
     ids = sorted(it.motion_id for it in ds.items)
     assert ids == ["Medge", "edge", "edge", "long:20-70"]
     sub = next(i for i, it in enumerate(ds.items) if it.motion_id == "long:20-70")
@@ -284,17 +284,17 @@ def test_loader_subclips_filters_and_crops(tmp_path):
     # Deterministic random crops: same seed and epoch -> same offsets; a new epoch moves some.
     starts = lambda d: [float(d[i]["features"][0, 0]) for i in range(len(d))]  # noqa: E731
     first = starts(ds)
-    assert first == starts(MotionTextDataset(root, "train", seed=0))
+    assert first == starts(MotionTextDataset(root, "train", seed=0, skeleton=SK))
     ds.set_epoch(1)
     assert starts(ds) != first
-    fixed = MotionTextDataset(root, "train", seed=0, random_crop=False, normalize=False)
+    fixed = MotionTextDataset(root, "train", seed=0, random_crop=False, normalize=False, skeleton=SK)
     # No crop: every item starts at its clip's first frame (row t of these features holds the value t).
     assert all(abs(v - it.start) < 0.1 for v, it in zip(starts(fixed), fixed.items))
 
 
 def test_loader_on_corpus_and_collate(tiny_corpus):
     meta = DatasetMeta.from_dataset_root(tiny_corpus)
-    ds = MotionTextDataset(tiny_corpus, "train", meta=meta)
+    ds = MotionTextDataset(tiny_corpus, "train", meta=meta, skeleton=SK)
     assert len(ds) >= 3 * 96  # one item per (motion, caption), mirrors included
     assert any(":" in it.motion_id for it in ds.items)  # the corpus has sub-clip captions
     batch = collate_motion_text([ds[i] for i in range(0, 40, 7)])
@@ -307,8 +307,8 @@ def test_loader_on_corpus_and_collate(tiny_corpus):
         assert n % SK.unit_length == 0 and SK.min_frames <= n <= SK.max_frames
         assert torch.all(batch["features"][i, n:] == 0)
     assert len(batch["captions"]) == len(batch["tokens"]) == len(batch["motion_ids"]) == b
-    raw = MotionTextDataset(tiny_corpus, "train", normalize=False, random_crop=False)
-    uncropped = MotionTextDataset(tiny_corpus, "train", meta=meta, random_crop=False)
+    raw = MotionTextDataset(tiny_corpus, "train", normalize=False, random_crop=False, skeleton=SK)
+    uncropped = MotionTextDataset(tiny_corpus, "train", meta=meta, random_crop=False, skeleton=SK)
     np.testing.assert_allclose(meta.denormalize(uncropped[5]["features"]).numpy(), raw[5]["features"].numpy(), atol=1e-4)
     all_feats = torch.cat([ds[i]["features"] for i in range(len(ds))])
     assert abs(float(all_feats.mean())) < 0.2  # normalised with the training statistics
@@ -319,36 +319,36 @@ def test_loader_errors_name_the_file(tiny_corpus, tmp_path):
     shutil.copytree(tiny_corpus, root)
     motion_id = load_split_ids(root, "val")[0]
     with pytest.raises(FileNotFoundError, match="nope.txt"):
-        MotionTextDataset(root, "nope")
+        MotionTextDataset(root, "nope", skeleton=SK)
     with pytest.raises(FileNotFoundError, match="missing"):
-        MotionTextDataset(tmp_path / "missing", "train")
+        MotionTextDataset(tmp_path / "missing", "train", skeleton=SK)
 
     feat_path = root / "new_joint_vecs" / f"{motion_id}.npy"
     good = np.load(feat_path)
     np.save(feat_path, good[:, :100])
     with pytest.raises(ValueError, match=rf"{motion_id}\.npy.*\(T, 263\)"):
-        MotionTextDataset(root, "val")
+        MotionTextDataset(root, "val", skeleton=SK)
     bad = good.copy()
     bad[3, 5] = np.nan
     np.save(feat_path, bad)
     with pytest.raises(ValueError, match=rf"{motion_id}\.npy.*NaN"):
-        MotionTextDataset(root, "val")
+        MotionTextDataset(root, "val", skeleton=SK)
     np.save(feat_path, good)
 
     text_path = root / "texts" / f"{motion_id}.txt"
     text_path.write_text("\n\n")
     with pytest.raises(ValueError, match=rf"{motion_id}\.txt.*empty"):
-        MotionTextDataset(root, "val")
+        MotionTextDataset(root, "val", skeleton=SK)
     text_path.write_text("a man walks#a/DET man/NOUN walk/VERB#soon#later\n")
     with pytest.raises(ValueError, match=rf"{motion_id}\.txt:1"):
-        MotionTextDataset(root, "val")
+        MotionTextDataset(root, "val", skeleton=SK)
 
     shutil.rmtree(root / "texts")
     with pytest.raises(FileNotFoundError, match="texts"):
-        MotionTextDataset(root, "val")
+        MotionTextDataset(root, "val", skeleton=SK)
     shutil.rmtree(root / "new_joint_vecs")
     with pytest.raises(FileNotFoundError, match="new_joint_vecs"):
-        MotionTextDataset(root, "val")
+        MotionTextDataset(root, "val", skeleton=SK)
 
 
 # ============================================================================ metadata

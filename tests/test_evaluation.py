@@ -179,7 +179,7 @@ def checkpoint_copy(tiny_checkpoint, tmp_path):
 
 
 def test_gallery_index_is_cached_and_rebuilt_only_for_the_changed_encoder(checkpoint_copy, tmp_path, monkeypatch):
-    from adamotion.retrieval.bench import open_gallery
+    from adamotion.retrieval_commands import open_gallery
     from adamotion.retrieval.gallery import RetrievalGallery
 
     built = []
@@ -208,7 +208,7 @@ def test_gallery_index_is_cached_and_rebuilt_only_for_the_changed_encoder(checkp
 
 
 def test_text_to_motion_and_motion_to_text_with_both_encoders(checkpoint_copy, tmp_path):
-    from adamotion.retrieval.bench import open_gallery
+    from adamotion.retrieval_commands import open_gallery
 
     gallery = open_gallery(checkpoint_copy, None, cache_dir=tmp_path / "cache")
     test_ids = gallery.motion_ids(split="test")

@@ -54,7 +54,7 @@ def cmu_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def cmu_loaded(cmu_dir):
     """``{stem: BvhJoints}`` for the three trials, loaded once."""
-    return {stem: load_bvh_motion(cmu_dir / f"{stem}.bvh") for stem in CMU_TRIALS}
+    return {stem: load_bvh_motion(cmu_dir / f"{stem}.bvh", skeleton=SKELETON) for stem in CMU_TRIALS}
 
 
 def procedural_motion(num_frames: int = 48, fps: float = 20.0, seed: int = 0) -> np.ndarray:
@@ -147,7 +147,7 @@ def test_cmu_joints_are_metres_y_up_on_the_floor(cmu_dir, cmu_loaded):
 
 def test_features_from_cmu_joints(cmu_loaded):
     for loaded in cmu_loaded.values():
-        features = features_from_joints(loaded.joints)
+        features = features_from_joints(loaded.joints, skeleton=SKELETON)
         assert features.shape == (loaded.joints.shape[0] - 1, SKELETON.feature_dim)
         assert np.isfinite(features).all()
         root_height = features[:, SKELETON.feature_slices["root_y"]]
@@ -158,9 +158,9 @@ def test_features_from_cmu_joints(cmu_loaded):
 @pytest.mark.parametrize("translation_channels", ["root", "branches", "all"])
 def test_round_trip_procedural_motion(tmp_path, translation_channels):
     joints = procedural_motion()
-    path = write_bvh(tmp_path / "motion.bvh", joints=joints, translation_channels=translation_channels)
+    path = write_bvh(tmp_path / "motion.bvh", joints=joints, translation_channels=translation_channels, skeleton=SKELETON)
     assert path == tmp_path / "motion.bvh" and not list(tmp_path.glob(".*.tmp"))
-    back = load_bvh_joints(path)
+    back = load_bvh_joints(path, skeleton=SKELETON)
     assert back.shape == joints.shape and back.dtype == np.float32
     assert max_error(back, joints) < 1 * MM
 
@@ -178,35 +178,35 @@ def test_round_trip_procedural_motion(tmp_path, translation_channels):
 def test_round_trip_target_offsets_and_other_euler_order(tmp_path):
     joints = procedural_motion(seed=3)
     path = write_bvh(tmp_path / "m.bvh", joints=joints, bone_lengths="target", translation_channels="root",
-                     euler_order="XZY", fps=30)
+                     euler_order="XZY", fps=30, skeleton=SKELETON)
     bvh = parse_bvh(path)
     assert bvh.channels[1] == ("Xrotation", "Zrotation", "Yrotation") and bvh.fps == 30
     offsets = dict(zip(bvh.joint_names, bvh.offsets))
     np.testing.assert_allclose(offsets["left_knee"], SKELETON.target_offsets[SKELETON.index("left_knee")], atol=1e-6)
-    assert max_error(load_bvh_joints(path, target_fps=30), joints) < 1 * MM
+    assert max_error(load_bvh_joints(path, target_fps=30, skeleton=SKELETON), joints) < 1 * MM
 
 
 def test_round_trip_real_cmu_trial(tmp_path, cmu_loaded):
     joints = cmu_loaded["131_02"].joints
-    path = write_bvh(tmp_path / "cmu.bvh", joints=joints)
-    assert max_error(load_bvh_joints(path), joints) < 1 * MM
+    path = write_bvh(tmp_path / "cmu.bvh", joints=joints, skeleton=SKELETON)
+    assert max_error(load_bvh_joints(path, skeleton=SKELETON), joints) < 1 * MM
 
 
 def test_write_bvh_from_features(tmp_path, cmu_loaded):
-    features = features_from_joints(cmu_loaded["131_03"].joints)
-    path = write_bvh(tmp_path / "f.bvh", features=features)
-    assert max_error(load_bvh_joints(path), joints_from_features(features)) < 1 * MM
+    features = features_from_joints(cmu_loaded["131_03"].joints, skeleton=SKELETON)
+    path = write_bvh(tmp_path / "f.bvh", features=features, skeleton=SKELETON)
+    assert max_error(load_bvh_joints(path, skeleton=SKELETON), joints_from_features(features, skeleton=SKELETON)) < 1 * MM
     with pytest.raises(ValueError, match="exactly one"):
-        write_bvh(tmp_path / "bad.bvh", joints=cmu_loaded["131_03"].joints, features=features)
+        write_bvh(tmp_path / "bad.bvh", joints=cmu_loaded["131_03"].joints, features=features, skeleton=SKELETON)
     with pytest.raises(ValueError, match=r"\(T, 22, 3\)"):
-        write_bvh(tmp_path / "bad.bvh", joints=np.zeros((5, 21, 3)))
+        write_bvh(tmp_path / "bad.bvh", joints=np.zeros((5, 21, 3)), skeleton=SKELETON)
     assert not (tmp_path / "bad.bvh").exists()
 
 
 def test_resampling_slerps_rotations_and_keeps_bones_rigid(tmp_path):
     joints_30 = procedural_motion(num_frames=61, fps=30.0, seed=1)  # 2 s at 30 fps
-    path = write_bvh(tmp_path / "m30.bvh", joints=joints_30, fps=30)
-    joints_20 = load_bvh_joints(path)  # default target: the skeleton's 20 fps
+    path = write_bvh(tmp_path / "m30.bvh", joints=joints_30, fps=30, skeleton=SKELETON)
+    joints_20 = load_bvh_joints(path, skeleton=SKELETON)  # default target: the skeleton's 20 fps
     assert joints_20.shape[0] == 41
     assert max_error(joints_20[::2], joints_30[::3]) < 1 * MM  # common instants are the source poses
     # 20 fps frame 1 is 30 fps frame 1.5: the root moves linearly, the limbs in between both neighbours
@@ -221,11 +221,11 @@ def test_resampling_slerps_rotations_and_keeps_bones_rigid(tmp_path):
 def test_z_up_file_is_rotated_to_y_up(tmp_path):
     joints = procedural_motion(seed=2)
     z_up = joints @ np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]]).T  # (x, y, z) -> (x, -z, y)
-    path = write_bvh(tmp_path / "zup.bvh", joints=z_up)
-    loaded = load_bvh_motion(path)
+    path = write_bvh(tmp_path / "zup.bvh", joints=z_up, skeleton=SKELETON)
+    loaded = load_bvh_motion(path, skeleton=SKELETON)
     assert loaded.up_axis == "+z"
     assert max_error(loaded.joints, joints) < 1 * MM
-    assert max_error(load_bvh_joints(path, up_axis="z"), joints) < 1 * MM
+    assert max_error(load_bvh_joints(path, up_axis="z", skeleton=SKELETON), joints) < 1 * MM
 
 
 def test_format_bvh_round_trips_a_real_file(cmu_dir):
@@ -320,7 +320,7 @@ def _rename_joints(text: str, renames: dict[str, str]) -> str:
 def test_motionbuilder_release_names_give_the_same_joints(tmp_path, cmu_dir, cmu_loaded):
     renamed = tmp_path / "131_01_mb.bvh"
     renamed.write_text(_rename_joints((cmu_dir / "131_01.bvh").read_text(), _3DSMAX_TO_MOTIONBUILDER))
-    loaded = load_bvh_motion(renamed)
+    loaded = load_bvh_motion(renamed, skeleton=SKELETON)
     assert loaded.name_map == "cmu_cgspeed_motionbuilder"
     np.testing.assert_array_equal(loaded.joints, cmu_loaded["131_01"].joints)
 
@@ -332,7 +332,7 @@ def test_custom_json_name_map(tmp_path, cmu_dir, cmu_loaded):
     renamed.write_text(_rename_joints((cmu_dir / "131_01.bvh").read_text(), anonymous))
 
     with pytest.raises(ValueError, match=r"match no built-in rig.*--name-map"):
-        load_bvh_joints(renamed)
+        load_bvh_joints(renamed, skeleton=SKELETON)
 
     a = anonymous
     name_map = {"_comment": "cgspeed 3dsMax CMU rig with anonymous joint names",
@@ -348,29 +348,29 @@ def test_custom_json_name_map(tmp_path, cmu_dir, cmu_loaded):
     map_path = tmp_path / "map.json"
     map_path.write_text(json.dumps(name_map))
 
-    loaded = load_bvh_motion(renamed, name_map=map_path)  # units unknown: guessed from the root height
+    loaded = load_bvh_motion(renamed, name_map=map_path, skeleton=SKELETON)  # units unknown: guessed from the root height
     assert loaded.scale_source == "guessed (CMU units)" and loaded.scale == pytest.approx(CMU_UNITS_TO_METRES)
     np.testing.assert_allclose(loaded.joints, cmu_loaded["131_01"].joints, atol=1e-6)
-    doubled = load_bvh_joints(renamed, name_map=name_map, scale=2 * CMU_UNITS_TO_METRES)  # dict form, explicit
+    doubled = load_bvh_joints(renamed, name_map=name_map, scale=2 * CMU_UNITS_TO_METRES, skeleton=SKELETON)  # dict form, explicit
     np.testing.assert_allclose(doubled, 2 * cmu_loaded["131_01"].joints, atol=1e-5)
 
     broken = dict(name_map)
     broken[a["Head"]] = "skull"
     with pytest.raises(ValueError, match="'skull'.*not a joint"):
-        load_bvh_joints(renamed, name_map=broken)
+        load_bvh_joints(renamed, name_map=broken, skeleton=SKELETON)
     incomplete = {k: v for k, v in name_map.items() if v != "head"}
     with pytest.raises(ValueError, match=r"no BVH joint is mapped to \['head'\]"):
-        load_bvh_joints(renamed, name_map=incomplete)
+        load_bvh_joints(renamed, name_map=incomplete, skeleton=SKELETON)
     collapsed = dict(name_map, **{"spine1": {a["Hips"]: 1.0}})  # spine1 on the pelvis: zero-length bone
     with pytest.raises(ValueError, match="zero-length bone"):
-        load_bvh_joints(renamed, name_map=collapsed)
+        load_bvh_joints(renamed, name_map=collapsed, skeleton=SKELETON)
 
 
 # ------------------------------------------------------------------------------------------ dataset import
 def test_import_bvh_dataset_writes_a_loadable_layout(tmp_path, cmu_dir):
     files = [cmu_dir / f"{stem}.bvh" for stem in CMU_TRIALS]
     captions = CMU_DESCRIPTIONS if CMU_DESCRIPTIONS.is_file() else None
-    out = import_bvh_dataset(files, tmp_path / "dataset", captions_tsv=captions)
+    out = import_bvh_dataset(files, tmp_path / "dataset", captions_tsv=captions, skeleton=SKELETON)
     assert out == tmp_path / "dataset"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset"]  # no temp folder left behind
 
@@ -387,7 +387,7 @@ def test_import_bvh_dataset_writes_a_loadable_layout(tmp_path, cmu_dir):
         expected_frames = min((frames - 1) // 6, SKELETON.max_frames)
         assert features.shape == (expected_frames, SKELETON.feature_dim) and features.dtype == np.float32
         assert joints.shape == (expected_frames, SKELETON.num_joints, 3)
-        np.testing.assert_allclose(joints, joints_from_features(features), atol=1e-5)
+        np.testing.assert_allclose(joints, joints_from_features(features, skeleton=SKELETON), atol=1e-5)
         if motion_id in ids:
             all_features.append(features)
         caption_lines = (out / "texts" / f"{motion_id}.txt").read_text().splitlines()
@@ -428,14 +428,14 @@ def test_import_bvh_dataset_writes_a_loadable_layout(tmp_path, cmu_dir):
     assert loaded_ids == set(CMU_TRIALS)
 
     with pytest.raises(FileExistsError, match="not empty"):
-        import_bvh_dataset(files[:1], out)
+        import_bvh_dataset(files[:1], out, skeleton=SKELETON)
 
 
 def test_import_captions_from_two_column_tsv_and_failure_leaves_nothing(tmp_path, cmu_dir):
     tsv = tmp_path / "captions.tsv"
     tsv.write_text("# stem<TAB>caption\n131_01\ta person walks forward # then stops\n131_01\tsomeone walks\n")
     assert read_captions_tsv(tsv) == {"131_01": ["a person walks forward # then stops", "someone walks"]}
-    out = import_bvh_dataset([cmu_dir / "131_01.bvh", cmu_dir / "131_03.bvh"], tmp_path / "ds", captions_tsv=tsv)
+    out = import_bvh_dataset([cmu_dir / "131_01.bvh", cmu_dir / "131_03.bvh"], tmp_path / "ds", captions_tsv=tsv, skeleton=SKELETON)
     assert (out / "texts" / "131_01.txt").read_text().splitlines() == [  # '#' is the format's separator
         format_caption_line("a person walks forward then stops"), format_caption_line("someone walks")]
     assert (out / "texts" / "131_03.txt").read_text() == format_caption_line("131 03") + "\n"  # stem fallback
@@ -443,7 +443,7 @@ def test_import_captions_from_two_column_tsv_and_failure_leaves_nothing(tmp_path
     broken = tmp_path / "broken.bvh"
     broken.write_text(_replace_line(VALID, 19, "0 2 0"))
     with pytest.raises(BvhFormatError, match=r"broken\.bvh:19:"):
-        import_bvh_dataset([cmu_dir / "131_01.bvh", broken], tmp_path / "failed")
+        import_bvh_dataset([cmu_dir / "131_01.bvh", broken], tmp_path / "failed", skeleton=SKELETON)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.bvh", "captions.tsv", "ds"]
 
 
@@ -455,7 +455,7 @@ def test_bundle_round_trip_is_exact(tmp_path):
     extra = {"sampler": "ddim", "eta": 0.1, "requested_seconds": [1.5, 1.0], "notes": "héllo ✓"}
     path = save_bundle(tmp_path / "result.npz", prompt=["a person waves", "a person jumps"], seed=1234,
                        encoder="adaqf", checkpoint_id="gen-2026-11-23", lengths=[30, 20], features=features,
-                       joints=joints, guidance_scale=2.5, steps=50, extra=extra)
+                       joints=joints, guidance_scale=2.5, steps=50, extra=extra, skeleton=SKELETON)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.npz"]
     bundle = load_bundle(path)
     np.testing.assert_array_equal(bundle["features"], features)
@@ -471,27 +471,27 @@ def test_bundle_round_trip_is_exact(tmp_path):
     clips = [features[0, :30], features[1, :20]]
     single = load_bundle(save_bundle(tmp_path / "clips.npz", prompt="p", seed=np.int64(7), encoder="clip",
                                      checkpoint_id="c", lengths=[30, 20], features=clips, joints=None,
-                                     guidance_scale=np.float32(3.0), steps=10))
+                                     guidance_scale=np.float32(3.0), steps=10, skeleton=SKELETON))
     assert single["features"].shape == (2, 30, SKELETON.feature_dim) and single["joints"] is None
     np.testing.assert_array_equal(single["features"][1, :20], features[1, :20])
     assert not single["features"][1, 20:].any() and single["seed"] == 7 and single["guidance_scale"] == 3.0
 
     with pytest.raises(ValueError, match="lengths"):
         save_bundle(tmp_path / "bad.npz", prompt="p", seed=0, encoder="e", checkpoint_id="c", lengths=[31],
-                    features=features[0], joints=None, guidance_scale=1.0, steps=1)
+                    features=features[0], joints=None, guidance_scale=1.0, steps=1, skeleton=SKELETON)
     with pytest.raises(TypeError, match="JSON"):
         save_bundle(tmp_path / "bad.npz", prompt="p", seed=0, encoder="e", checkpoint_id="c", lengths=[30],
-                    features=features[0], joints=None, guidance_scale=1.0, steps=1, extra={"f": object()})
+                    features=features[0], joints=None, guidance_scale=1.0, steps=1, extra={"f": object()}, skeleton=SKELETON)
     assert not (tmp_path / "bad.npz").exists() and not list(tmp_path.glob(".*.tmp"))
 
 
 def test_npy_savers_are_exact_and_validate(tmp_path):
     joints = procedural_motion(num_frames=10).astype(np.float32)
-    features = features_from_joints(joints)
-    np.testing.assert_array_equal(np.load(save_joints_npy(tmp_path / "j.npy", joints)), joints)
-    np.testing.assert_array_equal(np.load(save_features_npy(tmp_path / "f.npy", features)), features)
+    features = features_from_joints(joints, skeleton=SKELETON)
+    np.testing.assert_array_equal(np.load(save_joints_npy(tmp_path / "j.npy", joints, skeleton=SKELETON)), joints)
+    np.testing.assert_array_equal(np.load(save_features_npy(tmp_path / "f.npy", features, skeleton=SKELETON)), features)
     with pytest.raises(ValueError, match=r"\(T, 263\)"):
-        save_features_npy(tmp_path / "x.npy", features[:, :-1])
+        save_features_npy(tmp_path / "x.npy", features[:, :-1], skeleton=SKELETON)
     with pytest.raises(ValueError, match="NaN"):
-        save_joints_npy(tmp_path / "x.npy", np.full((3, SKELETON.num_joints, 3), np.nan))
+        save_joints_npy(tmp_path / "x.npy", np.full((3, SKELETON.num_joints, 3), np.nan), skeleton=SKELETON)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.npy", "j.npy"]

@@ -333,12 +333,13 @@ def test_retrieval_known_ranks_give_exact_recalls():
     transposed = retrieval_metrics(sim.T)  # motion-to-text of sim.T is text-to-motion of sim
     for key, value in expected.items():
         assert transposed[f"m2t/{key}"] == pytest.approx(value)
-    assert result["Rsum"] == pytest.approx(sum(result[f"{d}/R@{k}"] for d in ("t2m", "m2t") for k in (1, 2, 3, 5, 10)))
 
     reversed_sim = -np.eye(10)  # every true pair scores lowest: rank 10 of 10
     reversed_result = retrieval_metrics(reversed_sim)
     assert [reversed_result[f"t2m/R@{k}"] for k in (1, 2, 3, 5, 10)] == [0.0, 0.0, 0.0, 0.0, 100.0]
     assert reversed_result["m2t/MedR"] == 10.0
+    assert reversed_result["Rsum"] == 200.0  # only R@10 hits, in both directions: 100 + 100
+    assert retrieval_metrics(np.eye(12))["Rsum"] == 1000.0  # every recall of both directions is 100
     assert retrieval_metrics(np.ones((10, 10)))["t2m/MedR"] == 10.0  # ties count against the query
 
 

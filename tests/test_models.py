@@ -155,7 +155,7 @@ def test_denoiser_input_errors():
     with pytest.raises(ValueError, match="at least one real token"):
         predict(model, x, t, text, torch.zeros_like(text_mask), frame_mask)
     with pytest.raises(ValueError, match="divisible"):
-        DenoiserConfig(feature_dim=F, text_dim=8, width=30, heads=4)
+        DenoiserConfig(feature_dim=F, text_dim=8, max_frames=196, width=30, heads=4)
 
 
 def test_denoiser_save_load_identical(tmp_path):
@@ -492,7 +492,7 @@ def test_length_estimator_fits_a_linear_relation(tmp_path):
     X = rng.normal(size=(400, 12))
     w = rng.normal(size=12) * 8
     y = X @ w + 110
-    est = LengthEstimator(12, alpha=1e-3).fit(X, y)
+    est = LengthEstimator(12, alpha=1e-3, skeleton=HUMANML3D).fit(X, y)
     assert est.train_r2 > 0.999
     np.testing.assert_allclose(est.predict_raw(X[:5]), y[:5], atol=0.1)
     pred = est.predict(np.concatenate([X[:50], 100 * X[:1], -100 * X[:1]]))
@@ -511,5 +511,5 @@ def test_length_estimator_fits_a_linear_relation(tmp_path):
 
 def test_default_length_is_six_seconds():
     assert default_length(HUMANML3D) == 120
-    unfitted = LengthEstimator(4)
+    unfitted = LengthEstimator(4, skeleton=HUMANML3D)
     assert (unfitted.predict(np.zeros((2, 4))) == 120).all()

@@ -184,7 +184,7 @@ def walk() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def walk_features(walk) -> np.ndarray:
-    return F.features_from_joints(walk)
+    return F.features_from_joints(walk, skeleton=SKELETON)
 
 
 def _random_quats(rng, shape) -> np.ndarray:
@@ -322,7 +322,7 @@ def test_features_match_independent_reference_pipeline(walk_features):
     source_offsets = np.asarray(SKELETON.raw_offsets, float) * source_lengths[:, None]
     joints = walking_motion(150, initial_heading=-2.2, turn=-1.5, offsets=source_offsets)
     expected = _reference_features(joints)
-    got = F.features_from_joints(joints)
+    got = F.features_from_joints(joints, skeleton=SKELETON)
     slices = SKELETON.feature_slices
     for group, part in slices.items():
         np.testing.assert_allclose(got[:, part], expected[:, part], atol=2e-5, err_msg=group)
@@ -331,11 +331,11 @@ def test_features_match_independent_reference_pipeline(walk_features):
 def test_heading_sign_quirk_and_smoothing_matter():
     """The reference with the "natural" IK sign or without smoothing gives different features: the test above
     would catch those mistakes on this motion."""
-    positions = F.canonicalize_joints(walking_motion(100))
+    positions = F.canonicalize_joints(walking_motion(100), skeleton=SKELETON)
     natural = F.forward_directions(positions, SKELETON, ik_convention=False, smooth=True)
     quirk = F.forward_directions(positions, SKELETON, ik_convention=True, smooth=True)
     assert np.abs(natural - quirk).max() > 1e-3  # hips twist against shoulders, so the two signs differ
-    heading = F.inverse_kinematics(positions)[:, 0]
+    heading = F.inverse_kinematics(positions, skeleton=SKELETON)[:, 0]
     np.testing.assert_allclose(R.qrot(heading[1:], quirk[1:].astype(np.float32)), np.tile([0, 0, 1.0], (99, 1)), atol=1e-5)
     np.testing.assert_array_equal(heading[0], [1, 0, 0, 0])
     unsmoothed = F.forward_directions(positions, SKELETON, ik_convention=True, smooth=False)
@@ -343,7 +343,7 @@ def test_heading_sign_quirk_and_smoothing_matter():
 
 
 def test_feature_rows_use_frame_t_and_absolute_heights(walk, walk_features):
-    positions = F.canonicalize_joints(walk)
+    positions = F.canonicalize_joints(walk, skeleton=SKELETON)
     slices = SKELETON.feature_slices
     np.testing.assert_allclose(walk_features[:, slices["root_y"]][:, 0], positions[:-1, 0, 1], atol=1e-6)
     ric = walk_features[:, slices["ric"]].reshape(len(walk_features), -1, 3)
@@ -353,16 +353,16 @@ def test_feature_rows_use_frame_t_and_absolute_heights(walk, walk_features):
 
 
 def test_round_trip_features_joints_features(walk_features):
-    rebuilt = F.joints_from_features(walk_features, append_final_frame=True)  # (T, J, 3)
+    rebuilt = F.joints_from_features(walk_features, append_final_frame=True, skeleton=SKELETON)  # (T, J, 3)
     assert rebuilt.shape == (len(walk_features) + 1, SKELETON.num_joints, 3)
-    again = F.features_from_joints(rebuilt)
+    again = F.features_from_joints(rebuilt, skeleton=SKELETON)
     # all 263 entries of every row, including row 0's root_rot_vel (heading of frame 1 against the forced
     # identity at frame 0), are reproduced
     np.testing.assert_allclose(again, walk_features, atol=1e-5)
 
     # Without the final frame the clip is one frame shorter: the heading smoothing (sigma 20, radius 80 frames)
     # then differs near the clip end, so only rows more than 80 frames before the end are reproduced exactly.
-    shorter = F.features_from_joints(F.joints_from_features(walk_features))
+    shorter = F.features_from_joints(F.joints_from_features(walk_features, skeleton=SKELETON), skeleton=SKELETON)
     untouched = len(shorter) - 80
     np.testing.assert_allclose(shorter[:untouched], walk_features[:untouched], atol=1e-5)
     assert np.abs(shorter[untouched:] - walk_features[untouched:-1]).max() > 1e-4
@@ -371,21 +371,21 @@ def test_round_trip_features_joints_features(walk_features):
 def test_recovered_joints_equal_floored_origin_facing_joints():
     """A motion on the uniform skeleton: recovery gives the input moved to the floor/origin and turned to +z."""
     joints = walking_motion(100, initial_heading=2.6, turn=0.8, start=(3.0, 0.4, 5.0))
-    recovered = F.joints_from_features(F.features_from_joints(joints))  # (T-1, J, 3)
+    recovered = F.joints_from_features(F.features_from_joints(joints, skeleton=SKELETON), skeleton=SKELETON)  # (T-1, J, 3)
     expected = joints.copy()
     expected[..., 1] -= expected[..., 1].min()
     expected[..., [0, 2]] -= expected[0, 0, [0, 2]]
     facing = _facing_direction(expected[0])
     expected = expected @ _rot_y_matrix(-np.arctan2(facing[0], facing[2])).T
     assert np.abs(recovered - expected[:-1]).max() < 1e-3  # < 1 mm
-    np.testing.assert_allclose(recovered, F.canonicalize_joints(joints)[:-1], atol=1e-5)
+    np.testing.assert_allclose(recovered, F.canonicalize_joints(joints, skeleton=SKELETON)[:-1], atol=1e-5)
 
 
 def test_ik_fk_round_trip_and_chain_convention():
     joints = walking_motion(60, initial_heading=0.0, turn=0.5)
-    rotations = F.inverse_kinematics(joints)  # (T, J, 4)
+    rotations = F.inverse_kinematics(joints, skeleton=SKELETON)  # (T, J, 4)
     assert rotations.shape == (60, SKELETON.num_joints, 4) and rotations.dtype == np.float32
-    rebuilt = F.forward_kinematics(rotations, joints[:, 0])
+    rebuilt = F.forward_kinematics(rotations, joints[:, 0], skeleton=SKELETON)
     assert np.abs(rebuilt - joints).max() < 1e-3  # the FK-built motion comes back (< 1 mm)
     # every chain starts from the root rotation, also the arm chains starting at spine3:
     # the collar's local rotation is inverse(root) * swing(raw offset -> bone direction)
@@ -404,12 +404,12 @@ def test_ik_fk_round_trip_and_chain_convention():
 
 def test_retarget_scales_and_rebones_source():
     joints = walking_motion(50)
-    scaled = F.canonicalize_joints(joints * 1.37)  # a uniformly bigger person, everything scales
-    np.testing.assert_allclose(scaled, F.canonicalize_joints(joints), atol=1e-5)
+    scaled = F.canonicalize_joints(joints * 1.37, skeleton=SKELETON)  # a uniformly bigger person, everything scales
+    np.testing.assert_allclose(scaled, F.canonicalize_joints(joints, skeleton=SKELETON), atol=1e-5)
     rng = np.random.default_rng(RNG_SEED)
     lengths = np.asarray(SKELETON.bone_lengths) * rng.uniform(0.7, 1.4, size=SKELETON.num_joints)
     odd = walking_motion(50, offsets=np.asarray(SKELETON.raw_offsets, float) * lengths[:, None])
-    retargeted = F.retarget_to_uniform(odd)
+    retargeted = F.retarget_to_uniform(odd, skeleton=SKELETON)
     for parent, child in SKELETON.bones:
         measured = np.linalg.norm(retargeted[:, child] - retargeted[:, parent], axis=-1)
         np.testing.assert_allclose(measured, SKELETON.bone_lengths[child], rtol=1e-5)
@@ -429,20 +429,20 @@ def test_floor_is_lowest_joint_of_the_whole_clip_and_facing_is_plus_z():
     rotations[:, index("left_ankle")] = _x_rotation(np.full(40, -1.5))  # shins lifted behind
     rotations[:, index("right_ankle")] = _x_rotation(np.full(40, -1.5))
     root = np.tile([0.5, 1.1, 0.2], (40, 1)) + np.linspace(0, 1, 40)[:, None] * [0.3, 0.0, 0.2]
-    joints = np.asarray(F.forward_kinematics(rotations, root))
-    positions = F.canonicalize_joints(joints)
+    joints = np.asarray(F.forward_kinematics(rotations, root, skeleton=SKELETON))
+    positions = F.canonicalize_joints(joints, skeleton=SKELETON)
     feet = positions[:, list(SKELETON.foot_joints)]
     assert abs(positions[..., 1].min()) < 1e-6
     assert feet[..., 1].min() > 0.05  # the feet are not what touches the floor here
     np.testing.assert_allclose(positions[0, 0, [0, 2]], 0.0, atol=1e-6)  # frame-0 root at the origin
     np.testing.assert_allclose(_facing_direction(positions[0]), [0, 0, 1], atol=1e-6)  # frame 0 faces +z
-    recovered = F.joints_from_features(F.features_from_joints(joints))
+    recovered = F.joints_from_features(F.features_from_joints(joints, skeleton=SKELETON), skeleton=SKELETON)
     np.testing.assert_allclose(_facing_direction(recovered[0]), [0, 0, 1], atol=1e-5)
     assert abs(recovered[..., 1].min()) < 1e-5
 
 
 def test_walk_grounded_feet_touch_floor(walk):
-    positions = F.canonicalize_joints(walk)
+    positions = F.canonicalize_joints(walk, skeleton=SKELETON)
     assert abs(positions[..., 1].min()) < 1e-6
     assert abs(positions[:, list(SKELETON.foot_joints), 1].min()) < 1e-6  # lowest joint is a foot
 
@@ -453,8 +453,8 @@ def test_contacts_still_foot_is_one_moving_foot_is_zero():
     # right thigh circles at constant angular speed: the right foot always moves; the root never moves
     right_thigh = SKELETON.index("right_knee")
     rotations[:, right_thigh] = _x_rotation(0.6 * np.arange(num_frames))
-    joints = np.asarray(F.forward_kinematics(rotations, np.tile([0.0, 0.95, 0.0], (num_frames, 1))))
-    contacts = F.features_from_joints(joints)[:, SKELETON.feature_slices["contacts"]]  # (T-1, 4)
+    joints = np.asarray(F.forward_kinematics(rotations, np.tile([0.0, 0.95, 0.0], (num_frames, 1)), skeleton=SKELETON))
+    contacts = F.features_from_joints(joints, skeleton=SKELETON)[:, SKELETON.feature_slices["contacts"]]  # (T-1, 4)
     np.testing.assert_array_equal(contacts[:, :2], 1.0)  # left heel, left toe: still
     np.testing.assert_array_equal(contacts[:, 2:], 0.0)  # right heel, right toe: moving
 
@@ -465,20 +465,20 @@ def test_contact_threshold_is_strict_squared_displacement(squared_step, expected
     root = np.zeros((10, 3))
     root[:, 0] = np.arange(10) * np.sqrt(squared_step)  # the whole body slides sideways
     root[:, 1] = 0.95
-    joints = np.asarray(F.forward_kinematics(rotations, root))
-    contacts = F.features_from_joints(joints)[:, SKELETON.feature_slices["contacts"]]
+    joints = np.asarray(F.forward_kinematics(rotations, root, skeleton=SKELETON))
+    contacts = F.features_from_joints(joints, skeleton=SKELETON)[:, SKELETON.feature_slices["contacts"]]
     np.testing.assert_array_equal(contacts, expected)
 
 
 def test_mirroring_twice_is_identity_and_commutes_with_recovery(walk, walk_features):
-    np.testing.assert_array_equal(F.mirror_features(F.mirror_features(walk_features)), walk_features)
-    np.testing.assert_array_equal(F.mirror_joints(F.mirror_joints(walk)), walk)
-    mirrored = F.mirror_joints(walk)
+    np.testing.assert_array_equal(F.mirror_features(F.mirror_features(walk_features, skeleton=SKELETON), skeleton=SKELETON), walk_features)
+    np.testing.assert_array_equal(F.mirror_joints(F.mirror_joints(walk, skeleton=SKELETON), skeleton=SKELETON), walk)
+    mirrored = F.mirror_joints(walk, skeleton=SKELETON)
     left, right = SKELETON.mirror_left[0], SKELETON.mirror_right[0]
     np.testing.assert_array_equal(mirrored[:, left], walk[:, right] * [-1, 1, 1])
     np.testing.assert_allclose(
-        F.joints_from_features(F.mirror_features(walk_features)),
-        F.mirror_joints(F.joints_from_features(walk_features)),
+        F.joints_from_features(F.mirror_features(walk_features, skeleton=SKELETON), skeleton=SKELETON),
+        F.mirror_joints(F.joints_from_features(walk_features, skeleton=SKELETON), skeleton=SKELETON),
         atol=1e-5,
     )
 
@@ -489,8 +489,8 @@ def test_mirror_features_equals_features_of_mirrored_joints():
     clip is retargeted slightly differently.)"""
     offsets = symmetric_offsets()
     joints = walking_motion(90, initial_heading=0.4, turn=-1.0, offsets=offsets)
-    direct = F.features_from_joints(F.mirror_joints(joints), target_offsets=offsets)
-    mirrored = F.mirror_features(F.features_from_joints(joints, target_offsets=offsets))
+    direct = F.features_from_joints(F.mirror_joints(joints, skeleton=SKELETON), target_offsets=offsets, skeleton=SKELETON)
+    mirrored = F.mirror_features(F.features_from_joints(joints, target_offsets=offsets, skeleton=SKELETON), skeleton=SKELETON)
     for group, part in SKELETON.feature_slices.items():
         np.testing.assert_allclose(direct[:, part], mirrored[:, part], atol=2e-5, err_msg=group)
 
@@ -498,19 +498,19 @@ def test_mirror_features_equals_features_of_mirrored_joints():
 def test_torch_batched_recovery_matches_numpy():
     torch = pytest.importorskip("torch")
     clips = [walking_motion(41, initial_heading=h, turn=t) for h, t in ((0.1, 0.5), (-1.0, -0.7))]
-    features = np.stack([F.features_from_joints(c) for c in clips])  # (2, 40, 263)
-    batched = F.joints_from_features(torch.from_numpy(features))  # (2, 40, 22, 3)
+    features = np.stack([F.features_from_joints(c, skeleton=SKELETON) for c in clips])  # (2, 40, 263)
+    batched = F.joints_from_features(torch.from_numpy(features), skeleton=SKELETON)  # (2, 40, 22, 3)
     assert isinstance(batched, torch.Tensor) and batched.dtype == torch.float32
     assert tuple(batched.shape) == (2, 40, SKELETON.num_joints, 3)
     for i in range(2):
-        np.testing.assert_allclose(batched[i].numpy(), F.joints_from_features(features[i]), atol=1e-5)
-    full = F.joints_from_features(torch.from_numpy(features), append_final_frame=True)
+        np.testing.assert_allclose(batched[i].numpy(), F.joints_from_features(features[i], skeleton=SKELETON), atol=1e-5)
+    full = F.joints_from_features(torch.from_numpy(features), append_final_frame=True, skeleton=SKELETON)
     assert tuple(full.shape) == (2, 41, SKELETON.num_joints, 3)
-    mirrored = F.mirror_features(torch.from_numpy(features))
-    np.testing.assert_allclose(mirrored.numpy(), F.mirror_features(features), atol=0)
+    mirrored = F.mirror_features(torch.from_numpy(features), skeleton=SKELETON)
+    np.testing.assert_allclose(mirrored.numpy(), F.mirror_features(features, skeleton=SKELETON), atol=0)
     # differentiable: gradients flow from positions back to the features
     leaf = torch.from_numpy(features[0]).requires_grad_(True)
-    F.joints_from_features(leaf).square().sum().backward()
+    F.joints_from_features(leaf, skeleton=SKELETON).square().sum().backward()
     assert torch.isfinite(leaf.grad).all() and leaf.grad.abs().sum() > 0
 
 
@@ -532,23 +532,23 @@ def test_kit_skeleton_with_explicit_and_own_offsets():
 
 def test_invalid_inputs_raise_clear_errors(walk):
     with pytest.raises(ValueError, match=r"joints must have shape \(T, 22, 3\)"):
-        F.features_from_joints(walk[:, :21])
+        F.features_from_joints(walk[:, :21], skeleton=SKELETON)
     with pytest.raises(ValueError, match=r"\(T, 22, 3\)"):
-        F.features_from_joints(walk[0])
+        F.features_from_joints(walk[0], skeleton=SKELETON)
     with pytest.raises(ValueError, match="at least 2"):
-        F.features_from_joints(walk[:1])
+        F.features_from_joints(walk[:1], skeleton=SKELETON)
     broken = walk.copy()
     broken[5, 3, 1] = np.nan
     with pytest.raises(ValueError, match=r"NaN or inf at frame\(s\) \[5\]"):
-        F.features_from_joints(broken)
+        F.features_from_joints(broken, skeleton=SKELETON)
     broken[5, 3, 1] = np.inf
     with pytest.raises(ValueError, match="NaN or inf"):
-        F.features_from_joints(broken)
+        F.features_from_joints(broken, skeleton=SKELETON)
     with pytest.raises(ValueError, match="target_offsets must have shape"):
-        F.features_from_joints(walk, target_offsets=np.zeros((5, 3)))
+        F.features_from_joints(walk, target_offsets=np.zeros((5, 3)), skeleton=SKELETON)
     with pytest.raises(ValueError, match="features must have shape"):
-        F.joints_from_features(np.zeros((10, 100), np.float32))
+        F.joints_from_features(np.zeros((10, 100), np.float32), skeleton=SKELETON)
     collapsed = walk.copy()
     collapsed[:, SKELETON.index("left_elbow")] = collapsed[:, SKELETON.index("left_shoulder")]
     with pytest.raises(ValueError, match="coincide"):
-        F.features_from_joints(collapsed)
+        F.features_from_joints(collapsed, skeleton=SKELETON)

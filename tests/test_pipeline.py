@@ -57,7 +57,7 @@ def saved(pipe, tmp_path_factory):
     """The tiny pipeline with a fitted length estimator, saved once."""
     pooled = pipe.text_encoder.encode_cached(["a person walks", "someone runs fast", "a man jumps up and down",
                                               "a person sits", "someone waves"]).pooled
-    estimator = LengthEstimator(pipe.text_encoder.hidden_size, alpha=1.0).fit(pooled, [60, 100, 80, 140, 44])
+    estimator = LengthEstimator(pipe.text_encoder.hidden_size, alpha=1.0, skeleton=HUMANML3D).fit(pooled, [60, 100, 80, 140, 44])
     with_length = MotionPipeline(pipe.text_encoder, pipe.denoiser, pipe.scheduler, pipe.meta, estimator,
                                  name="tiny", method="test")
     return with_length, with_length.save_pretrained(tmp_path_factory.mktemp("ckpt") / "tiny")
@@ -225,10 +225,10 @@ def test_input_validation_messages(pipe, caplog):
 
 
 def test_seconds_to_frames():
-    assert seconds_to_frames(4.0) == 80
-    assert seconds_to_frames(9.8) == HUMANML3D.max_frames
+    assert seconds_to_frames(4.0, skeleton=HUMANML3D) == 80
+    assert seconds_to_frames(9.8, skeleton=HUMANML3D) == HUMANML3D.max_frames
     with pytest.raises(ValueError):
-        seconds_to_frames(float("nan"))
+        seconds_to_frames(float("nan"), skeleton=HUMANML3D)
 
 
 # ============================================================================ persistence

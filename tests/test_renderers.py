@@ -30,7 +30,7 @@ ROOT = HUMANML3D.parents.index(-1)
 @pytest.fixture(scope="module")
 def walk() -> np.ndarray:
     """(40, 22, 3) procedural walk on a curve (moves > 2 m)."""
-    return synthetic_walk(40)
+    return synthetic_walk(40, skeleton=HUMANML3D)
 
 
 def color_distance(pixel, color) -> float:
@@ -85,12 +85,12 @@ def test_project_points_perspective_and_orthographic():
 def test_render_video_stream_and_pixels_follow_projection(tmp_path, walk):
     style = skeleton.SkeletonStyle()
     size = (320, 240)
-    path = skeleton.render_video(walk, tmp_path / "walk.mp4", size=size)
+    path = skeleton.render_video(walk, tmp_path / "walk.mp4", size=size, skeleton=HUMANML3D)
     info = video.probe_video(path)
     assert (info.frames, info.fps, info.size, info.codec, info.pix_fmt) == (len(walk), 20.0, size, "h264", "yuv420p")
 
     frames = video.read_video_frames(path)
-    cameras = skeleton.frame_cameras(walk, size=size)
+    cameras = skeleton.frame_cameras(walk, size=size, skeleton=HUMANML3D)
     for k in (5, 25):
         column, row = np.round(skeleton.project_points(walk[k, HEAD], cameras[k])).astype(int)
         assert color_distance(frames[k, row, column], style.centre_color) < 45, f"head of frame {k} not drawn at its projection"
@@ -110,9 +110,9 @@ def test_render_video_stream_and_pixels_follow_projection(tmp_path, walk):
 
 def test_render_video_title_counter_and_input_validation(tmp_path, walk):
     size = (320, 240)
-    plain = next(skeleton.render_frames(walk[:2], size=size))
+    plain = next(skeleton.render_frames(walk[:2], size=size, skeleton=HUMANML3D))
     titled = next(skeleton.render_frames(walk[:2], size=size, title="a person walks forward and turns left",
-                                         show_frame_counter=True))
+                                         show_frame_counter=True, skeleton=HUMANML3D))
     band = slice(0, 30)
     assert np.abs(titled[band].astype(int) - plain[band].astype(int)).max() > 100, "title text is drawn at the top"
     assert titled[-20:, -60:].min() < 120, "frame counter is drawn bottom right"
@@ -121,23 +121,23 @@ def test_render_video_title_counter_and_input_validation(tmp_path, walk):
         dark = (frame[:70] < 120).all(-1).any(-1).astype(int)
         return int((np.diff(np.concatenate([[0], dark])) == 1).sum())
 
-    one_line = next(skeleton.render_frames(walk[:1], size=size, title="AdaCLIP walks"))
-    two_lines = next(skeleton.render_frames(walk[:1], size=size, title="AdaCLIP\nwalks"))
+    one_line = next(skeleton.render_frames(walk[:1], size=size, title="AdaCLIP walks", skeleton=HUMANML3D))
+    two_lines = next(skeleton.render_frames(walk[:1], size=size, title="AdaCLIP\nwalks", skeleton=HUMANML3D))
     assert (text_rows(one_line), text_rows(two_lines)) == (1, 2), "explicit line breaks in the title are kept"
     with pytest.raises(ValueError, match=r"\(T, 22, 3\)"):
-        skeleton.render_video(walk[:, :21], tmp_path / "bad.mp4")
+        skeleton.render_video(walk[:, :21], tmp_path / "bad.mp4", skeleton=HUMANML3D)
     broken = walk.copy()
     broken[3, 4, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        skeleton.render_video(broken, tmp_path / "bad.mp4")
+        skeleton.render_video(broken, tmp_path / "bad.mp4", skeleton=HUMANML3D)
     assert not (tmp_path / "bad.mp4").exists()
 
 
 def test_side_by_side_labels_width_and_padding(tmp_path, walk):
     size = (240, 180)
     long_clip, short_clip = walk[:30], walk[10:28]  # 30 and 18 frames
-    labelled = skeleton.render_side_by_side([long_clip, short_clip], ["AdaCLIP", "vanilla"], tmp_path / "ab.mp4", size=size)
-    unlabelled = skeleton.render_side_by_side([long_clip, short_clip], None, tmp_path / "plain.mp4", size=size)
+    labelled = skeleton.render_side_by_side([long_clip, short_clip], ["AdaCLIP", "vanilla"], tmp_path / "ab.mp4", size=size, skeleton=HUMANML3D)
+    unlabelled = skeleton.render_side_by_side([long_clip, short_clip], None, tmp_path / "plain.mp4", size=size, skeleton=HUMANML3D)
     info = video.probe_video(labelled)
     assert info.size == (2 * size[0], size[1])
     assert info.frames == 30, "the shorter clip is padded to the longer one"
@@ -159,7 +159,7 @@ def test_side_by_side_panel_videos_show_the_same_scenes(tmp_path, walk):
     clips, labels = [walk[:30], walk[10:28]], ["AdaCLIP", "vanilla"]
     panel_paths = [tmp_path / "a.mp4", tmp_path / "b.mp4"]
     side = skeleton.render_side_by_side(clips, labels, tmp_path / "ab.mp4", size=size, title="a person walks",
-                                        panel_paths=panel_paths)
+                                        panel_paths=panel_paths, skeleton=HUMANML3D)
     both = video.read_video_frames(side)
     assert both.shape == (30, size[1], 2 * size[0], 3)
     for i, path in enumerate(panel_paths):
@@ -173,12 +173,12 @@ def test_side_by_side_panel_videos_show_the_same_scenes(tmp_path, walk):
     assert np.abs(video.read_video_frames(panel_paths[0])[5].astype(int)
                   - video.read_video_frames(panel_paths[1])[5].astype(int)).mean() > 0.5  # two different clips
     with pytest.raises(ValueError, match="panel paths"):
-        skeleton.render_side_by_side(clips, labels, tmp_path / "x.mp4", panel_paths=[tmp_path / "only.mp4"])
+        skeleton.render_side_by_side(clips, labels, tmp_path / "x.mp4", panel_paths=[tmp_path / "only.mp4"], skeleton=HUMANML3D)
 
 
 @pytest.mark.parametrize("suffix, codec", [(".gif", "gif"), (".webm", "vp9")])
 def test_gif_and_webm_outputs_decode(tmp_path, walk, suffix, codec):
-    path = skeleton.render_video(walk[:12], tmp_path / f"walk{suffix}", size=(160, 120))
+    path = skeleton.render_video(walk[:12], tmp_path / f"walk{suffix}", size=(160, 120), skeleton=HUMANML3D)
     info = video.probe_video(path)
     assert (info.codec, info.frames, info.size) == (codec, 12, (160, 120))
     frames = video.read_video_frames(path)
@@ -187,7 +187,7 @@ def test_gif_and_webm_outputs_decode(tmp_path, walk, suffix, codec):
 
 def test_keyframe_strip_png(tmp_path, walk):
     style = skeleton.SkeletonStyle()
-    path = skeleton.render_keyframe_strip(walk, tmp_path / "strip.png", n=5, panel_size=(120, 160), title="walking")
+    path = skeleton.render_keyframe_strip(walk, tmp_path / "strip.png", n=5, panel_size=(120, 160), title="walking", skeleton=HUMANML3D)
     strip = np.asarray(Image.open(path).convert("RGB"))
     assert strip.shape == (160, 5 * 120, 3)
     for panel in range(5):
@@ -195,7 +195,7 @@ def test_keyframe_strip_png(tmp_path, walk):
 
 
 def test_naive_matplotlib_baseline_writes_h264(tmp_path, walk):
-    path = skeleton.render_naive_matplotlib(walk[:4], tmp_path / "naive.mp4", size=(160, 120))
+    path = skeleton.render_naive_matplotlib(walk[:4], tmp_path / "naive.mp4", size=(160, 120), skeleton=HUMANML3D)
     info = video.probe_video(path)
     assert (info.frames, info.codec, info.pix_fmt, info.size) == (4, "h264", "yuv420p", (160, 120))
 
@@ -206,12 +206,12 @@ def test_mesh_capsule_body_is_drawn_where_projected(tmp_path, walk, caplog):
     size = (320, 240)
     clip = walk[:6]
     with caplog.at_level("WARNING", logger="renderers.mesh"):
-        path = mesh.render_mesh_video(clip, tmp_path / "body.mp4", size=size, smpl_dir=tmp_path / "no-smpl-here")
+        path = mesh.render_mesh_video(clip, tmp_path / "body.mp4", size=size, smpl_dir=tmp_path / "no-smpl-here", skeleton=HUMANML3D)
     assert "SMPL model files not found in" in caplog.text and "https://smpl.is.tue.mpg.de" in caplog.text
     info = video.probe_video(path)
     assert (info.frames, info.size, info.codec) == (6, size, "h264")
     frame = video.read_video_frames(path)[3]
-    camera = mesh.mesh_cameras(clip, size=size)[3]
+    camera = mesh.mesh_cameras(clip, size=size, skeleton=HUMANML3D)[3]
     # every bone's midpoint (and the head) lands on the body, never on the floor, its shadow or the sky
     targets = {f"bone {p}-{c}": (clip[3, p] + clip[3, c]) / 2 for c, p in enumerate(HUMANML3D.parents) if p >= 0}
     targets["head"] = clip[3, HEAD]
@@ -233,7 +233,7 @@ def test_mesh_renders_from_four_threads(tmp_path, walk):
 
     def work(i: int) -> None:
         try:
-            mesh.render_mesh_video(clips[i], tmp_path / f"thread{i}.mp4", size=size)
+            mesh.render_mesh_video(clips[i], tmp_path / f"thread{i}.mp4", size=size, skeleton=HUMANML3D)
         except Exception as err:  # reported below
             errors.append(f"thread {i}: {err!r}")
 
@@ -248,7 +248,7 @@ def test_mesh_renders_from_four_threads(tmp_path, walk):
         assert video.probe_video(tmp_path / f"thread{i}.mp4").frames == 5
         first_frames.append(video.read_video_frames(tmp_path / f"thread{i}.mp4")[0].astype(int))
     # each thread drew its own clip: equal to a render of the same clip made alone, unlike the others
-    alone = next(mesh.render_mesh_frames(clips[2], size=size)).astype(int)
+    alone = next(mesh.render_mesh_frames(clips[2], size=size, skeleton=HUMANML3D)).astype(int)
     assert np.abs(first_frames[2] - alone).mean() < 2.0
     assert min(np.abs(first_frames[i] - alone).mean() for i in (0, 1, 3)) > 2 * np.abs(first_frames[2] - alone).mean()
 
@@ -258,9 +258,10 @@ def test_renderers_never_import_torch(tmp_path):
 import sys, numpy as np
 import renderers, renderers.video, renderers.skeleton, renderers.mesh, renderers.bench, renderers.smpl_fit
 from renderers.bench import synthetic_walk
-walk = synthetic_walk(3)
-renderers.render_video(walk, r"{tmp_path / 'a.mp4'}", size=(64, 48))
-renderers.render_mesh_video(walk, r"{tmp_path / 'b.mp4'}", size=(64, 48), smpl_dir=None)
+from adamotion.motion.skeleton import HUMANML3D
+walk = synthetic_walk(3, skeleton=HUMANML3D)
+renderers.render_video(walk, r"{tmp_path / 'a.mp4'}", size=(64, 48), skeleton=HUMANML3D)
+renderers.render_mesh_video(walk, r"{tmp_path / 'b.mp4'}", size=(64, 48), smpl_dir=None, skeleton=HUMANML3D)
 assert "torch" not in sys.modules, "torch was imported"
 print("TORCH-FREE")
 """
@@ -374,7 +375,7 @@ def test_initial_smpl_pose_reproduces_joints_without_torch(walk):
                                posedirs=model_dict["posedirs"], J_regressor=model_dict["J_regressor"],
                                weights=model_dict["weights"], parents=np.array([-1, *model_dict["kintree_table"][0, 1:]]),
                                faces=model_dict["f"])
-    poses, trans = smpl_fit.fit_smpl_to_joints(walk, model, iterations=0)
+    poses, trans = smpl_fit.fit_smpl_to_joints(walk, model, iterations=0, skeleton=HUMANML3D)
     assert poses.shape == (len(walk), 3 * model.num_joints) and trans.shape == (len(walk), 3)
     rotations = R.axis_angle_to_matrix(poses.reshape(len(walk), -1, 3).astype(np.float64))
     fitted = smpl_fit.posed_joints(rotations, model.rest_joints(), model.parents, trans.astype(np.float64))
@@ -394,16 +395,16 @@ def test_smpl_body_fit_and_render_with_fake_model(tmp_path, walk):
         fitted = smpl_fit.posed_joints(rotations, model.rest_joints(), model.parents, trans.astype(np.float64))
         return float(np.linalg.norm(fitted[:, :HUMANML3D.num_joints] - walk, axis=-1).mean())
 
-    initial = mean_error(*smpl_fit.fit_smpl_to_joints(walk, model, iterations=0))
-    refined = mean_error(*smpl_fit.fit_smpl_to_joints(walk, model, iterations=15))
+    initial = mean_error(*smpl_fit.fit_smpl_to_joints(walk, model, iterations=0, skeleton=HUMANML3D))
+    refined = mean_error(*smpl_fit.fit_smpl_to_joints(walk, model, iterations=15, skeleton=HUMANML3D))
     assert refined <= initial + 1e-4 and refined < 0.005
 
     size = (320, 240)
-    path = mesh.render_mesh_video(walk[:3], tmp_path / "smpl.mp4", size=size, smpl_dir=tmp_path)
+    path = mesh.render_mesh_video(walk[:3], tmp_path / "smpl.mp4", size=size, smpl_dir=tmp_path, skeleton=HUMANML3D)
     assert video.probe_video(path).frames == 3
     frame = video.read_video_frames(path)[1]
     style = mesh.MeshStyle()
-    camera = mesh.mesh_cameras(walk[:3], size=size)[1]
+    camera = mesh.mesh_cameras(walk[:3], size=size, skeleton=HUMANML3D)[1]
     for joint in (HEAD, ROOT):  # the fake body is a 6 cm cube per joint: ~6 px here
         column, row = np.round(skeleton.project_points(walk[1, joint], camera)).astype(int)
         for surface in (style.background, *style.floor_colors):

@@ -47,7 +47,7 @@ def batch(tiny_corpus):
     from adamotion.data.meta import DatasetMeta
 
     meta = DatasetMeta.from_dataset_root(tiny_corpus)
-    dataset = MotionTextDataset(tiny_corpus, "train", meta=meta, normalize=True, seed=0)
+    dataset = MotionTextDataset(tiny_corpus, "train", meta=meta, normalize=True, seed=0, skeleton=meta.skeleton)
     return meta, collate_motion_text([dataset[i] for i in range(min(6, len(dataset)))])
 
 

@@ -20,7 +20,7 @@ from adamotion.data.clips import MIN_KEEP_FRAMES, pad_or_drop, windows
 from adamotion.data.meta import write_mean_std
 from adamotion.io.bvh import load_bvh_motion
 from adamotion.motion.features import features_from_joints, joints_from_features
-from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from adamotion.motion.skeleton import Skeleton
 from adamotion.utils.files import atomic_folder, atomic_write_json
 
 __all__ = ["import_bvh_dataset", "read_captions_tsv"]
@@ -105,7 +105,7 @@ def _split_files(motion_ids: list[str]) -> dict[str, list[str]]:
 
 
 def import_bvh_dataset(files: Iterable[PathLike], out: PathLike, captions_tsv: PathLike | None = None,
-                       name_map: Any = None, scale: float | None = None, *, skeleton: Skeleton = HUMANML3D,
+                       name_map: Any = None, scale: float | None = None, *, skeleton: Skeleton,
                        up_axis: str = "auto", overwrite: bool = False) -> Path:
     """Build a HumanML3D-layout dataset folder from BVH files; returns the folder.
 

@@ -56,7 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _synth(args) -> int:
     from adamotion.data.synthetic import build_corpus
 
-    report = build_corpus(args.out, size=args.size, num_motions=args.num_motions, seed=args.seed, workers=args.workers)
+    from adamotion.motion.skeleton import HUMANML3D
+
+    # the procedural rig is the SMPL-22 body of HumanML3D
+    report = build_corpus(args.out, size=args.size, num_motions=args.num_motions, seed=args.seed, workers=args.workers,
+                          skeleton=HUMANML3D)
     print(report.format())
     return 0
 
@@ -71,7 +75,11 @@ def _stats(args) -> int:
 def _import_bvh(args) -> int:
     from adamotion.data.bvh_import import import_bvh_dataset
 
-    out = import_bvh_dataset(args.files, args.out, captions_tsv=args.captions, name_map=args.name_map, scale=args.scale)
+    from adamotion.motion.skeleton import HUMANML3D
+
+    # BVH rigs are mapped onto the 22 SMPL joints of HumanML3D (see adamotion.io.bvh's name maps)
+    out = import_bvh_dataset(args.files, args.out, captions_tsv=args.captions, name_map=args.name_map, scale=args.scale,
+                             skeleton=HUMANML3D)
     print(f"wrote dataset to {out}")
     return 0
 

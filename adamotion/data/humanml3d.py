@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from adamotion.data.captions import parse_caption_line
 from adamotion.data.meta import DatasetMeta
-from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from adamotion.motion.skeleton import Skeleton
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class _Item:
 class MotionTextDataset(Dataset):
     """(motion features, caption) items of one split of a HumanML3D-layout dataset."""
 
-    def __init__(self, root: str | os.PathLike, split: str, *, skeleton: Skeleton = HUMANML3D,
+    def __init__(self, root: str | os.PathLike, split: str, *, skeleton: Skeleton,
                  meta: DatasetMeta | None = None, min_frames: int | None = None, max_frames: int | None = None,
                  unit_length: int | None = None, normalize: bool = True, seed: int = 0, random_crop: bool = True):
         self.root = _check_root(root)

@@ -27,6 +27,25 @@ DEFAULT_NORMALIZATION = "mean/std read from the dataset's Mean.npy/Std.npy"
 CONSTANT_GROUP_STD = 1e-6  # a feature group whose mean std is below this is constant; its std becomes 1
 
 
+def read_dataset_index(root: str | os.PathLike) -> tuple[Path, dict]:
+    """(the checked folder, its ``corpus.json`` or ``{}``) of a HumanML3D-layout dataset folder."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: dataset folder not found; build one with `adamotion data synth --out {root}`")
+    index: dict = {}
+    if (root / "corpus.json").is_file():
+        index = read_json(root / "corpus.json", what="corpus index", fix="rebuild the corpus")
+    return root, index
+
+
+def dataset_skeleton(index: dict, skeleton: Skeleton | str | None = None) -> Skeleton:
+    """``skeleton`` when given, else the one ``corpus.json`` names; a folder without one is HumanML3D (the
+    layout's own format)."""
+    if skeleton is None:
+        skeleton = index.get("skeleton", HUMANML3D.name)
+    return Skeleton.from_name(skeleton) if isinstance(skeleton, str) else skeleton
+
+
 def group_std(per_dim_std: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     """(F,) std with every feature group of ``skeleton.feature_slices`` set to its mean per-dimension std.
 
@@ -155,16 +174,8 @@ class DatasetMeta:
 
         The skeleton comes from the argument, else from the folder's ``corpus.json``, else HumanML3D.
         """
-        root = Path(root).expanduser()
-        if not root.is_dir():
-            raise FileNotFoundError(f"{root}: dataset folder not found; build one with `adamotion data synth --out {root}`")
-        info: dict = {}
-        if (root / "corpus.json").is_file():
-            info = read_json(root / "corpus.json", what="corpus index", fix="rebuild the corpus")
-        if skeleton is None:
-            skeleton = info.get("skeleton", HUMANML3D.name)
-        if isinstance(skeleton, str):
-            skeleton = Skeleton.from_name(skeleton)
+        root, info = read_dataset_index(root)
+        skeleton = dataset_skeleton(info, skeleton)
         arrays = {}
         for label in ("Mean", "Std"):
             path = root / f"{label}.npy"

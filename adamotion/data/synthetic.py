@@ -40,11 +40,11 @@ from typing import Callable
 import numpy as np
 
 from adamotion.data import captions as cap
-from adamotion.data.meta import write_mean_std
+from adamotion.data.meta import dataset_skeleton, read_dataset_index, write_mean_std
 from adamotion.motion import rotations as R
 from adamotion.motion.physics import min_foot_height, skating_transitions
-from adamotion.motion.skeleton import HUMANML3D, Skeleton
-from adamotion.utils.files import atomic_folder, atomic_write_json, read_json
+from adamotion.motion.skeleton import Skeleton
+from adamotion.utils.files import atomic_folder, atomic_write_json
 from adamotion.utils.parallel import map_with_workers
 
 logger = logging.getLogger(__name__)
@@ -1156,7 +1156,7 @@ def _add_idle_noise(track: _Track, rng: np.random.Generator, fps: float) -> None
     track.collar += drift(2.0, (2,))
 
 
-def generate_motion(rng: np.random.Generator, *, skeleton: Skeleton = HUMANML3D, plan: list[str] | None = None,
+def generate_motion(rng: np.random.Generator, *, skeleton: Skeleton, plan: list[str] | None = None,
                     primary: str | None = None) -> SyntheticMotion:
     """Generate one motion of ``skeleton.min_frames + 1`` to ``skeleton.max_frames + 1`` frames
     (i.e. 40-196 feature frames) from a plan of 1-3 actions (sampled when not given)."""
@@ -1365,7 +1365,7 @@ NORMALIZATION_NOTE = ("Mean: per dimension over the training split (mirrors incl
 
 
 def build_corpus(out: str | os.PathLike, size: str = "default", num_motions: int | None = None, seed: int = 0,
-                 workers: int | None = None, skeleton: Skeleton = HUMANML3D) -> CorpusReport:
+                 workers: int | None = None, *, skeleton: Skeleton) -> CorpusReport:
     """Build the procedural corpus into ``out`` (atomically: a temporary folder renamed at the end).
 
     ``size``: ``tiny`` (60 motions, seconds), ``small`` (800) or ``default`` (4,000); ``num_motions``
@@ -1462,14 +1462,8 @@ def corpus_statistics(root: str | os.PathLike, skeleton: Skeleton | None = None)
     """Statistics of a HumanML3D-layout folder: split sizes, families (when ``corpus.json`` is present),
     caption vocabularies and held-out overlap, lengths, skating ratio and floor penetration."""
     t0 = time.perf_counter()
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: dataset folder not found; build one with `adamotion data synth --out {root}`")
-    index: dict = {}
-    if (root / "corpus.json").is_file():
-        index = read_json(root / "corpus.json", what="corpus index", fix="rebuild the corpus")
-    if skeleton is None:
-        skeleton = Skeleton.from_name(index.get("skeleton", HUMANML3D.name))
+    root, index = read_dataset_index(root)
+    skeleton = dataset_skeleton(index, skeleton)
     splits = {split: _read_split_ids(root, split) for split, _ in SPLIT_FRACTIONS}
     if not any(splits.values()):
         raise FileNotFoundError(f"{root}: no train.txt/val.txt/test.txt split files; is this a HumanML3D-layout folder?")

@@ -103,7 +103,7 @@ import numpy as np
 
 from adamotion.motion import rotations as R
 from adamotion.motion.kinematics import matrix_forward_kinematics
-from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from adamotion.motion.skeleton import Skeleton
 from adamotion.utils.files import atomic_write_text
 
 __all__ = [
@@ -582,7 +582,7 @@ class JointNameMap:
     def matches(self, bvh: BvhMotion) -> bool:
         return self.bvh_joints <= set(bvh.joint_names)
 
-    def weight_matrix(self, bvh: BvhMotion, skeleton: Skeleton = HUMANML3D) -> np.ndarray:
+    def weight_matrix(self, bvh: BvhMotion, skeleton: Skeleton) -> np.ndarray:
         """``(J_skeleton, J_bvh)`` matrix turning BVH joint positions into skeleton joint positions."""
         missing_targets = [j for j in skeleton.joint_names if j not in self.sources]
         if missing_targets:
@@ -601,7 +601,7 @@ class JointNameMap:
         return weights
 
 
-def identity_name_map(skeleton: Skeleton = HUMANML3D) -> JointNameMap:
+def identity_name_map(skeleton: Skeleton) -> JointNameMap:
     """The map for files whose joints carry the skeleton's own names (as :func:`write_bvh` writes them)."""
     return JointNameMap(name="identity", sources={j: {j: 1.0} for j in skeleton.joint_names},
                         units_to_metres=1.0, description=f"joints named as skeleton {skeleton.name!r}, metres")
@@ -713,7 +713,7 @@ def _name_map_from_mapping(mapping: Mapping[str, Any], name: str, skeleton: Skel
     return JointNameMap(name=name, sources=sources, units_to_metres=None, description="custom name map")
 
 
-def load_name_map(spec: JointNameMap | Mapping[str, Any] | PathLike, skeleton: Skeleton = HUMANML3D) -> JointNameMap:
+def load_name_map(spec: JointNameMap | Mapping[str, Any] | PathLike, skeleton: Skeleton) -> JointNameMap:
     """A :class:`JointNameMap` from a map, a built-in map's name, a dict or a JSON file path.
 
     JSON/dict format: ``{"bvh joint": "smpl joint", ...}`` covering every skeleton joint; an entry may instead
@@ -740,7 +740,7 @@ def load_name_map(spec: JointNameMap | Mapping[str, Any] | PathLike, skeleton: S
     return _name_map_from_mapping(mapping, str(path), skeleton)
 
 
-def detect_name_map(bvh: BvhMotion, skeleton: Skeleton = HUMANML3D) -> JointNameMap:
+def detect_name_map(bvh: BvhMotion, skeleton: Skeleton) -> JointNameMap:
     """The first built-in map whose BVH joints all exist in ``bvh`` (identity first, then CMU rigs)."""
     for candidate in (identity_name_map(skeleton), *BUILTIN_NAME_MAPS.values()):
         if candidate.matches(bvh):
@@ -817,7 +817,7 @@ def _guess_units(joints_y_up: np.ndarray, skeleton: Skeleton, source: str) -> tu
 
 
 def load_bvh_motion(path: PathLike | BvhMotion, name_map: Any = None, scale: float | None = None,
-                    target_fps: float | None = None, *, skeleton: Skeleton = HUMANML3D,
+                    target_fps: float | None = None, *, skeleton: Skeleton,
                     up_axis: str = "auto") -> BvhJoints:
     """Load a BVH file as skeleton joints ``(T, J, 3)`` float32 in metres, y up, at ``target_fps``.
 
@@ -866,7 +866,7 @@ def load_bvh_motion(path: PathLike | BvhMotion, name_map: Any = None, scale: flo
 
 
 def load_bvh_joints(path: PathLike | BvhMotion, name_map: Any = None, scale: float | None = None,
-                    target_fps: float | None = None, *, skeleton: Skeleton = HUMANML3D,
+                    target_fps: float | None = None, *, skeleton: Skeleton,
                     up_axis: str = "auto") -> np.ndarray:
     """Joints ``(T, J, 3)`` float32, metres, y up, at ``target_fps`` (default ``skeleton.fps``, 20 for HumanML3D).
 
@@ -925,7 +925,7 @@ def _topological_order(parents: Sequence[int]) -> list[int]:
     return order
 
 
-def solve_bvh_motion(joints: Any, skeleton: Skeleton = HUMANML3D, fps: float | None = None, *,
+def solve_bvh_motion(joints: Any, skeleton: Skeleton, fps: float | None = None, *,
                      bone_lengths: Literal["motion", "target"] = "motion",
                      translation_channels: TranslationChannels = "branches",
                      euler_order: str = "ZYX") -> BvhMotion:
@@ -1043,8 +1043,8 @@ def solve_bvh_motion(joints: Any, skeleton: Skeleton = HUMANML3D, fps: float | N
     )
 
 
-def write_bvh(path: PathLike, joints: Any = None, features: Any = None, skeleton: Skeleton = HUMANML3D,
-              fps: float | None = None, *, bone_lengths: Literal["motion", "target"] = "motion",
+def write_bvh(path: PathLike, joints: Any = None, features: Any = None, *, skeleton: Skeleton,
+              fps: float | None = None, bone_lengths: Literal["motion", "target"] = "motion",
               translation_channels: TranslationChannels = "branches", euler_order: str = "ZYX") -> Path:
     """Write joints ``(T, J, 3)`` (metres, y up) or features ``(T, F)`` as a BVH file on ``skeleton``'s hierarchy.
 

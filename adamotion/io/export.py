@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from adamotion.motion.skeleton import Skeleton
 from adamotion.utils.files import atomic_write_bytes
 
 __all__ = ["BUNDLE_FORMAT_VERSION", "save_joints_npy", "save_features_npy", "save_bundle", "load_bundle"]
@@ -55,13 +55,13 @@ def _as_features(features: Any, skeleton: Skeleton, name: str = "features") -> n
     return array
 
 
-def save_joints_npy(path: str | os.PathLike, joints: Any, *, skeleton: Skeleton = HUMANML3D) -> Path:
+def save_joints_npy(path: str | os.PathLike, joints: Any, *, skeleton: Skeleton) -> Path:
     """Save joint positions ``(T, J, 3)`` (or a batch ``(B, T, J, 3)``) as float32 ``.npy``, atomically."""
     array = _as_joints(joints, skeleton)
     return atomic_write_bytes(path, lambda handle: np.save(handle, array, allow_pickle=False))
 
 
-def save_features_npy(path: str | os.PathLike, features: Any, *, skeleton: Skeleton = HUMANML3D) -> Path:
+def save_features_npy(path: str | os.PathLike, features: Any, *, skeleton: Skeleton) -> Path:
     """Save features ``(T, F)`` (or a batch ``(B, T, F)``) as float32 ``.npy``, atomically."""
     array = _as_features(features, skeleton)
     return atomic_write_bytes(path, lambda handle: np.save(handle, array, allow_pickle=False))
@@ -110,7 +110,7 @@ def _stack_clips(clips: Any, convert: Callable[..., np.ndarray], skeleton: Skele
 
 def save_bundle(path: str | os.PathLike, *, prompt: str | Sequence[str], seed: int, encoder: str,
                 checkpoint_id: str, lengths: Any, features: Any, joints: Any, guidance_scale: float, steps: int,
-                extra: Mapping[str, Any] | None = None, skeleton: Skeleton = HUMANML3D) -> Path:
+                extra: Mapping[str, Any] | None = None, skeleton: Skeleton) -> Path:
     """Write a reproducible result bundle (``.npz``) atomically; returns the path.
 
     Arrays: ``features`` ``(T, F)``, ``(B, T, F)`` or a list of ``(T_i, F)`` clips (zero-padded to
@@ -120,7 +120,7 @@ def save_bundle(path: str | os.PathLike, *, prompt: str | Sequence[str], seed: i
     ``checkpoint_id``, ``guidance_scale``, ``steps``, ``extra`` (any further JSON-safe settings, e.g. the
     sampler or the requested length), plus ``skeleton``, ``format_version`` and ``adamotion_version``.
     """
-    from adamotion import __version__
+    from adamotion.utils.version import __version__
 
     feature_array, feature_frames = _stack_clips(features, _as_features, skeleton, "features", 2)
     arrays: dict[str, np.ndarray] = {"features": feature_array}

@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from adamotion.motion.skeleton import Skeleton
 from adamotion.utils.config import StrictConfig
 from adamotion.utils.serialization import CONFIG_NAME, CheckpointError, PretrainedMixin
 
@@ -52,7 +52,7 @@ class DenoiserConfig(DenoiserSizes):
 
     feature_dim: int  # F: motion features per frame (Skeleton.feature_dim, 263 for HumanML3D)
     text_dim: int  # Dt: width of the text encoder's per-token hidden states
-    max_frames: int = HUMANML3D.max_frames  # longest motion the positional table covers
+    max_frames: int  # longest motion the positional table covers (Skeleton.max_frames)
     cond_dropout: float = 0.1  # share of training samples whose text is replaced by the null token (CFG)
 
     def __post_init__(self):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from adamotion.motion.skeleton import Skeleton
 from adamotion.utils.serialization import CONFIG_NAME, CheckpointError, load_config, load_tensors, save_folder
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def _round_to_unit(frames: np.ndarray, skeleton: Skeleton) -> np.ndarray:
     return np.clip(np.round(np.asarray(frames, np.float64) / unit) * unit, lo, hi).astype(np.int64)
 
 
-def default_length(skeleton: Skeleton = HUMANML3D) -> int:
+def default_length(skeleton: Skeleton) -> int:
     """The fallback length in frames (6 s, rounded to the skeleton's unit length)."""
     return int(_round_to_unit(np.array([DEFAULT_SECONDS * skeleton.fps]), skeleton)[0])
 
@@ -44,7 +44,7 @@ class LengthEstimator:
 
     component_name = "length_estimator"
 
-    def __init__(self, dim: int, *, alpha: float = 1.0, skeleton: Skeleton = HUMANML3D, encoder: str = "ada"):
+    def __init__(self, dim: int, *, alpha: float = 1.0, skeleton: Skeleton, encoder: str = "ada"):
         if alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {alpha}")
         if encoder not in ("ada", "vanilla"):

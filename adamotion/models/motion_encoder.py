@@ -24,7 +24,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from adamotion.motion.skeleton import HUMANML3D
 from adamotion.utils.config import StrictConfig
 from adamotion.utils.serialization import (
     CONFIG_NAME, WEIGHTS_NAME, CheckpointError, PretrainedMixin, load_config, load_state_strict, load_tensors,
@@ -53,7 +52,7 @@ class MotionEncoderConfig(MotionEncoderSizes):
 
     feature_dim: int  # F: motion features per frame (Skeleton.feature_dim)
     embed_dim: int  # output size = the paired text encoder's hidden size (its pooled embedding)
-    max_frames: int = HUMANML3D.max_frames  # longest motion the positional table covers
+    max_frames: int  # longest motion the positional table covers (Skeleton.max_frames)
     temperature: float = 0.07  # InfoNCE temperature it was trained with (similarities / temperature)
     text_encoder: dict = field(default_factory=dict)  # the text encoder it pairs with: kind, backbone, pipeline, sha256
 

@@ -124,7 +124,7 @@ def _resolve_target_offsets(skeleton: Skeleton, target_offsets: Any, source: np.
 
 
 # --------------------------------------------------------------------------------------------- geometry
-def bone_offsets(frame_joints: Any, skeleton: Skeleton = HUMANML3D) -> np.ndarray:
+def bone_offsets(frame_joints: Any, skeleton: Skeleton) -> np.ndarray:
     """Rest offsets ``(J, 3)`` of a skeleton measured on one pose: raw offset direction x observed bone length.
 
     ``frame_joints`` is one frame ``(J, 3)``. Row 0 (the root) is zero. Use it to build ``target_offsets`` for a
@@ -140,7 +140,7 @@ def bone_offsets(frame_joints: Any, skeleton: Skeleton = HUMANML3D) -> np.ndarra
     return np.asarray(skeleton.raw_offsets, np.float64) * lengths[:, None]  # (J, 3)
 
 
-def forward_directions(joints: Any, skeleton: Skeleton = HUMANML3D, *, ik_convention: bool, smooth: bool) -> np.ndarray:
+def forward_directions(joints: Any, skeleton: Skeleton, *, ik_convention: bool, smooth: bool) -> np.ndarray:
     """Per-frame unit facing directions ``(T, 3)`` (horizontal, float64) from the face joints.
 
     With ``face_joints = (r_hip, l_hip, r_shoulder, l_shoulder)``:
@@ -173,7 +173,7 @@ def forward_directions(joints: Any, skeleton: Skeleton = HUMANML3D, *, ik_conven
     return forward / forward_norm
 
 
-def inverse_kinematics(joints: Any, skeleton: Skeleton = HUMANML3D, smooth_heading: bool = True) -> np.ndarray:
+def inverse_kinematics(joints: Any, skeleton: Skeleton, smooth_heading: bool = True) -> np.ndarray:
     """Swing-only joint rotations ``(T, J, 4)`` (float32 quaternions) reproducing ``joints (T, J, 3)``.
 
     Row 0 of the joint axis is the root's heading rotation ``qbetween(forward, +z)`` (world -> heading frame;
@@ -210,7 +210,7 @@ def inverse_kinematics(joints: Any, skeleton: Skeleton = HUMANML3D, smooth_headi
     return local_rotations
 
 
-def forward_kinematics(quat_params: Any, root_pos: Any, skeleton: Skeleton = HUMANML3D, offsets: Any = None) -> Any:
+def forward_kinematics(quat_params: Any, root_pos: Any, skeleton: Skeleton, offsets: Any = None) -> Any:
     """Joint positions ``(..., J, 3)`` from rotations ``(..., J, 4)`` and root positions ``(..., 3)``.
 
     The chain convention of :func:`inverse_kinematics`: along each chain the rotation starts from the root
@@ -248,7 +248,7 @@ def forward_kinematics(quat_params: Any, root_pos: Any, skeleton: Skeleton = HUM
 
 
 # ------------------------------------------------------------------------------------------ steps 1 to 5
-def retarget_to_uniform(joints: Any, skeleton: Skeleton = HUMANML3D, target_offsets: Any = None) -> np.ndarray:
+def retarget_to_uniform(joints: Any, skeleton: Skeleton, target_offsets: Any = None) -> np.ndarray:
     """Step 1: re-pose the source motion ``(T, J, 3)`` on the target skeleton (float64 ``(T, J, 3)``).
 
     The root trajectory is scaled by ``target_leg / source_leg`` (the two bones ending at
@@ -273,7 +273,7 @@ def retarget_to_uniform(joints: Any, skeleton: Skeleton = HUMANML3D, target_offs
     return np.asarray(forward_kinematics(rotations, joints[:, 0] * scale, skeleton, offsets=target), np.float64)
 
 
-def canonicalize_joints(joints: Any, skeleton: Skeleton = HUMANML3D, target_offsets: Any = None) -> np.ndarray:
+def canonicalize_joints(joints: Any, skeleton: Skeleton, target_offsets: Any = None) -> np.ndarray:
     """Steps 1-4: retarget, put on the floor, frame-0 root xz to the origin, frame 0 facing +z.
 
     Returns float32 ``(T, J, 3)``: exactly the global positions the features describe, so
@@ -288,7 +288,7 @@ def canonicalize_joints(joints: Any, skeleton: Skeleton = HUMANML3D, target_offs
     return R.qrot(facing, positions.astype(_F32)).astype(_F32)  # (T, J, 3)
 
 
-def foot_contacts(positions: Any, skeleton: Skeleton = HUMANML3D) -> np.ndarray:
+def foot_contacts(positions: Any, skeleton: Skeleton) -> np.ndarray:
     """Step 5: ``(T-1, 4)`` float32 contacts, 1 where a foot joint's squared step is ``< contact_threshold``.
 
     Order: ``skeleton.feet_left`` (heel, toe) then ``skeleton.feet_right``; row ``t`` is the step t -> t+1.
@@ -300,7 +300,7 @@ def foot_contacts(positions: Any, skeleton: Skeleton = HUMANML3D) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- features
-def features_from_joints(joints: Any, skeleton: Skeleton = HUMANML3D, target_offsets: Any = None) -> np.ndarray:
+def features_from_joints(joints: Any, skeleton: Skeleton, target_offsets: Any = None) -> np.ndarray:
     """HumanML3D features ``(T-1, skeleton.feature_dim)`` float32 from joint positions ``(T, J, 3)`` (metres, y up).
 
     See the module docstring for the steps and the layout. ``target_offsets`` ``(J, 3)`` overrides the
@@ -349,7 +349,7 @@ def _recover_heading(features: Any, xp: Any) -> Any:
     return xp.stack([xp.cos(half_angle), zeros, xp.sin(half_angle), zeros], -1)  # (..., T, 4)
 
 
-def joints_from_features(features: Any, skeleton: Skeleton = HUMANML3D, *, append_final_frame: bool = False) -> Any:
+def joints_from_features(features: Any, skeleton: Skeleton, *, append_final_frame: bool = False) -> Any:
     """Recover joint positions ``(..., T, J, 3)`` from features ``(..., T, F)`` (``recover_from_ric``).
 
     numpy in -> numpy out, torch in -> torch out (same dtype/device, differentiable); vectorised over frames
@@ -408,7 +408,7 @@ def _reflection_signs(xp: Any, like: Any, count: int = 3) -> Any:
     return xp.as_tensor(signs, dtype=like.dtype, device=like.device)
 
 
-def mirror_joints(joints: Any, skeleton: Skeleton = HUMANML3D) -> Any:
+def mirror_joints(joints: Any, skeleton: Skeleton) -> Any:
     """Left/right mirror of positions ``(..., J, 3)``: negate x and swap left and right joints."""
     xp, (joints,) = R._prepare(joints)
     if joints.ndim < 2 or tuple(joints.shape[-2:]) != (skeleton.num_joints, 3):
@@ -417,7 +417,7 @@ def mirror_joints(joints: Any, skeleton: Skeleton = HUMANML3D) -> Any:
     return joints[..., permutation, :] * _reflection_signs(xp, joints)
 
 
-def mirror_features(features: Any, skeleton: Skeleton = HUMANML3D) -> Any:
+def mirror_features(features: Any, skeleton: Skeleton) -> Any:
     """Left/right mirror in feature space ``(..., F)``; equals the features of the mirrored joints.
 
     Mirroring ``M = diag(-1, 1, 1)`` turns every rotation ``Q`` into ``M Q M``. Per group: root_rot_vel

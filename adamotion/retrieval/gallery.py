@@ -6,7 +6,7 @@ A *gallery* folder holds the motions to search (un-normalised features, ids, spl
     gallery/features.safetensors    "features" (sum T_i, F) float16, "offsets" (N + 1,) int64
 
 Each text encoder setting (``vanilla``: adapters off, ``ada``: adapters on) has its own retrieval motion
-encoder trained into that encoder's pooled space (``<checkpoint>/retrieval_vanilla``, ``retrieval_ada``).
+encoder trained into that encoder's pooled space (the bundle's ``retrieval_vanilla`` and ``retrieval_ada``).
 Gallery embeddings are cached on disk keyed by checksums of the motion encoder, the text adapters and the
 gallery, and rebuilt only when one of them changes.
 """
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from adamotion.motion.skeleton import Skeleton
 from adamotion.retrieval.index import EmbeddingIndex, build_or_load_index, checksum_paths
 from adamotion.utils.files import atomic_folder, read_json
 from adamotion.utils.serialization import CheckpointError
@@ -51,9 +52,11 @@ def write_gallery(dataset_root: str | Path, out_dir: str | Path, splits=("train"
     from safetensors.numpy import save_file
 
     from adamotion.data.humanml3d import load_split_ids, read_captions
+    from adamotion.data.meta import DatasetMeta
     from adamotion.data.mixed import PROCEDURAL_KIND, motion_source_kinds
 
     root = Path(dataset_root)
+    skeleton = DatasetMeta.from_dataset_root(root).skeleton
     rng = np.random.default_rng(seed)
     kinds = motion_source_kinds(root)
     ids, split_of, captions, clips, sources = [], {}, {}, [], {}
@@ -83,10 +86,13 @@ def write_gallery(dataset_root: str | Path, out_dir: str | Path, splits=("train"
     out_dir = Path(out_dir)
     with atomic_folder(out_dir) as tmp:
         save_file({"features": np.concatenate(clips).astype(np.float16), "offsets": offsets}, str(tmp / "features.safetensors"))
-        meta = {"component": "retrieval_gallery", "dataset": root.name, "ids": ids, "splits": split_of, "captions": captions,
-                "sources": sources}
+        meta = {"component": "retrieval_gallery", "dataset": root.name, "skeleton": skeleton.name, "ids": ids,
+                "splits": split_of, "captions": captions, "sources": sources}
         (tmp / "gallery.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     return out_dir
+
+
+LEGACY_GALLERY_SKELETON = "humanml3d"
 
 
 class GalleryData:
@@ -107,6 +113,8 @@ class GalleryData:
         self.splits: dict[str, str] = meta["splits"]
         self.captions: dict[str, list[str]] = meta["captions"]
         self.sources: dict[str, str] = meta.get("sources", {})  # galleries written before sources: all procedural
+        # the feature format of the clips; galleries written before the field existed hold HumanML3D clips
+        self.skeleton = Skeleton.from_name(meta.get("skeleton", LEGACY_GALLERY_SKELETON))
         self._features = tensors["features"]  # (sum T, F) float16
         self._offsets = tensors["offsets"]  # (N + 1,)
         self._row = {motion_id: i for i, motion_id in enumerate(self.ids)}
@@ -140,20 +148,22 @@ class RetrievalGallery:
             self.indexes[key] = build_or_load_index(cache_dir, parts, lambda key=key: self._build_index(key))
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | Path, *, text_encoder, cache_dir: str | Path) -> "RetrievalGallery":
+    def from_folders(cls, motion_encoder_dirs: dict[str, Path], gallery_dir: str | Path, *, text_encoder,
+                     cache_dir: str | Path, adapter_dir: str | Path | None = None) -> "RetrievalGallery":
+        """Load the retrieval motion encoders (one folder per key of :data:`ENCODER_KEYS`) and the gallery.
+
+        ``adapter_dir`` (the adapted text encoder's folder) joins the "ada" index key: the adapted text side
+        changes when the adapters change. The bundle (:mod:`adamotion.bundle`) knows where these folders are.
+        """
         from adamotion.models.motion_encoder import RetrievalMotionEncoder
 
-        checkpoint = Path(checkpoint)
         encoders, sums = {}, {}
         for key in ENCODER_KEYS:
-            folder = checkpoint / f"retrieval_{key}"
+            folder = Path(motion_encoder_dirs[key])
             encoders[key] = RetrievalMotionEncoder.from_pretrained(folder).eval()
-            paths = [folder]
-            adapter = checkpoint / "adaqf" / "text_encoder"
-            if key == "ada" and adapter.exists():
-                paths.append(adapter)  # the adapted text side changes when the adapters change
+            paths = [folder] + ([Path(adapter_dir)] if key == "ada" and adapter_dir is not None else [])
             sums[key] = checksum_paths(paths)
-        return cls(text_encoder=text_encoder, motion_encoders=encoders, data=GalleryData(checkpoint / "gallery"),
+        return cls(text_encoder=text_encoder, motion_encoders=encoders, data=GalleryData(gallery_dir),
                    cache_dir=cache_dir, checkpoint_sums=sums)
 
     # -- embedding
@@ -226,7 +236,7 @@ class RetrievalGallery:
     def joints_of(self, motion_id: str) -> np.ndarray:
         from adamotion.motion.features import joints_from_features
 
-        return joints_from_features(self.data.features(motion_id))
+        return joints_from_features(self.data.features(motion_id), self.data.skeleton)
 
     def caption_of(self, motion_id: str) -> str:
         captions = self.data.captions.get(motion_id) or [""]

@@ -74,7 +74,7 @@ def build_study(prompts: list[str], methods: list[str], out: str | Path, *, seed
                     output = pipe([prompt], lengths=frames, seed=seed + t, steps=steps, sampler=sampler,
                                   guidance_scale=guidance_scale, encoder=encoder)
                     rel = f"videos/{trial_id}-{entry['key']}.mp4"
-                    render_video(output.joints[0], tmp / rel, fps=pipe.skeleton.fps, title=prompt)
+                    render_video(output.joints[0], tmp / rel, fps=pipe.skeleton.fps, title=prompt, skeleton=pipe.skeleton)
                     videos[entry["key"]] = rel
                     bar.update()
                 trials.append({"trial_id": trial_id, "prompt": prompt, "videos": videos, "seed": seed + t})

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adamotion.motion.skeleton import HUMANML3D
 from adamotion.train import METHODS
 from adamotion.train.evaluator import EvaluatorTrainConfig, train_evaluator
 from adamotion.train.extractors import ExtractorTrainConfig, train_extractors
@@ -127,7 +128,7 @@ def ensure_corpus(config: CorpusConfig) -> Path:
         return root
     logger.info("corpus: building the procedural corpus (%s) into %s", config.size, root)
     report = build_corpus(root, size=config.size, num_motions=config.num_motions, seed=config.seed,
-                          workers=config.workers)
+                          workers=config.workers, skeleton=HUMANML3D)  # the procedural rig is HumanML3D's SMPL-22
     logger.info("corpus: %s", report.format() if hasattr(report, "format") else report)
     atomic_write_json(marker, wanted)
     return root

@@ -82,7 +82,7 @@ def train_extractors(data_root, out_dir, config: ExtractorTrainConfig | dict | N
     loop = config.loop
     data = open_training_data(data_root, loop, normalize=False)
     root, meta = data.root, data.meta
-    feature_dim = int(np.asarray(meta.mean).shape[-1])
+    feature_dim = meta.skeleton.feature_dim
 
     pair = ExtractorPair.build(feature_dim, meta.mean, meta.std, embed_dim=config.model.embed_dim,
                                hidden=config.model.hidden, word_vectors=config.model.word_vectors,

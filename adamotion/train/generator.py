@@ -229,14 +229,6 @@ def fit_length_estimator(text_encoder, captions: list[str], lengths: list[int], 
     return estimator.fit(torch.cat(pooled), np.asarray(lengths))
 
 
-def dataset_skeleton(meta):
-    """The :class:`Skeleton` of a dataset meta (which may store the object or its name)."""
-    from adamotion.motion.skeleton import Skeleton
-
-    skeleton = meta.skeleton
-    return skeleton if isinstance(skeleton, Skeleton) else Skeleton.from_name(str(skeleton))
-
-
 @dataclass
 class GeneratorParts:
     """The models of one generator run and how they train."""
@@ -256,8 +248,8 @@ def build_generator(method: str, config: GeneratorTrainConfig, *, meta, extracto
     from adamotion.models.denoiser import DenoiserConfig, MotionDenoiser
 
     spec = method_spec(method)
-    skeleton = dataset_skeleton(meta)
-    feature_dim = int(np.asarray(meta.mean).shape[-1])
+    skeleton = meta.skeleton
+    feature_dim = skeleton.feature_dim
     if spec.constraints and extractors is None:
         raise ValueError(f"method {method!r} trains with quality feedback and needs the extractors (--extractors DIR)")
     if extractors is not None and extractors.motion.config.feature_dim != feature_dim:
@@ -299,7 +291,7 @@ def train_generator(data_root, extractors_dir, out_dir, method: str = "adaqf",
     loop = config.loop
     data = open_training_data(data_root, loop, normalize=True)
     root, meta = data.root, data.meta
-    skeleton = dataset_skeleton(meta)
+    skeleton = meta.skeleton
     parts = build_generator(method, config, meta=meta, extractors=extractors)
     text_encoder, denoiser, objective = parts.text_encoder, parts.denoiser, parts.objective
     # The weights' fingerprint, so that `adamotion evaluate` can refuse to grade this generator with them.

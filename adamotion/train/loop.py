@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from adamotion import __version__
+from adamotion.utils.version import __version__
 from adamotion.utils.files import atomic_file, atomic_folder, make_public, read_json
 from adamotion.utils.serialization import CheckpointError, atomic_write_json, load_config, replace_dir
 
@@ -821,18 +821,18 @@ def check_data_root(data_root: str | os.PathLike) -> Path:
     return root
 
 
-def open_split(data_root: str | os.PathLike, split: str, *, normalize: bool, meta=None, seed: int = 0,
+def open_split(data_root: str | os.PathLike, split: str, *, normalize: bool, meta, seed: int = 0,
                max_frames: int | None = None):
-    """``MotionTextDataset`` of one split, with the folder checked first (clear error when absent/empty).
+    """``MotionTextDataset`` of one split of a dataset with ``meta`` (its skeleton and statistics), with the
+    folder checked first (clear error when absent/empty).
 
     ``max_frames`` crops longer clips (randomly per epoch) to at most that many frames."""
     from adamotion.data.humanml3d import MotionTextDataset
 
     root = check_data_root(data_root)
-    kwargs = {"skeleton": meta.skeleton} if meta is not None else {}
-    if max_frames is not None:
-        kwargs["max_frames"] = int(max_frames)
-    dataset = MotionTextDataset(root, split, meta=meta, normalize=normalize, seed=seed, **kwargs)
+    kwargs = {} if max_frames is None else {"max_frames": int(max_frames)}
+    dataset = MotionTextDataset(root, split, skeleton=meta.skeleton, meta=meta, normalize=normalize, seed=seed,
+                                **kwargs)
     if len(dataset) == 0:
         raise ValueError(f"{root}: split {split!r} has no usable motions")
     return dataset

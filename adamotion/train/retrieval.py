@@ -18,7 +18,6 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -119,7 +118,6 @@ def train_retrieval(data_root, out_dir, text_encoder: str = "vanilla", pipeline_
     from adamotion.models.extractors import contrastive_loss
     from adamotion.models.motion_encoder import MotionEncoderConfig, RetrievalMotionEncoder
     from adamotion.train.extractors import retrieval_recalls
-    from adamotion.train.generator import dataset_skeleton
 
     if not isinstance(config, RetrievalTrainConfig):
         config = RetrievalTrainConfig.from_dict(config)
@@ -129,10 +127,10 @@ def train_retrieval(data_root, out_dir, text_encoder: str = "vanilla", pipeline_
     loop = config.loop
     data = open_training_data(data_root, loop, normalize=True)
     root, meta = data.root, data.meta
-    feature_dim = int(np.asarray(meta.mean).shape[-1])
+    feature_dim = meta.skeleton.feature_dim
 
     model = RetrievalMotionEncoder(MotionEncoderConfig(
-        feature_dim=feature_dim, embed_dim=encoder.hidden_size, max_frames=dataset_skeleton(meta).max_frames,
+        feature_dim=feature_dim, embed_dim=encoder.hidden_size, max_frames=meta.skeleton.max_frames,
         temperature=config.temperature, text_encoder=text_info, **config_to_dict(config.model)))
     model.set_normalization(meta.mean, meta.std)
     run_config = {"job": "retrieval", "data": str(root), "text_encoder": text_info, **config_to_dict(config)}
