@@ -196,7 +196,7 @@ def build_card(checkpoint: Path, data: Path | None) -> str:
                 "`evaluator/` judges every generation table below and the app's per-video scores. It is the T2M "
                 "architecture of Guo et al. (movement conv encoder, bi-GRU motion and text encoders over word vectors "
                 "+ POS one-hot; `adamotion train evaluator`), trained on the training split with its own seed "
-                f"({evaluator.get('steps')} steps, {evaluator.get('elapsed_s', 0) / 60:.0f} min), weights sha256 "
+                f"({evaluator.get('steps')} steps, {evaluator.get('elapsed_s', 0) / 60:.0f} min wall-clock), weights sha256 "
                 f"`{(evaluator.get('fingerprint') or '?')[:12]}`. No training job loads it, and `adamotion evaluate` "
                 "refuses any evaluator whose weights equal the feedback extractors a generator trained with. Its word "
                 "vectors are the frozen MiniLM input embeddings (mean over word pieces), so held-out words have "
@@ -212,7 +212,8 @@ def build_card(checkpoint: Path, data: Path | None) -> str:
         out += [md, "", f"Settings: {eval_config.get('repeats')} repeats × {eval_config.get('num_pairs')} "
                 f"caption–motion pairs, {eval_config.get('steps')} sampling steps, guidance "
                 f"{eval_config.get('guidance_scale')}; evaluator: {report.get('evaluator') or 'not recorded'} "
-                "(`adamotion evaluate`, see `eval/`). Adapted vs baseline:", ""]
+                "(`adamotion evaluate`, see `eval/`)"
+                + (f". Note: {eval_config['note']}" if eval_config.get("note") else "") + ". Adapted vs baseline:", ""]
         out += generation_verdict(report, "AdaQF (adapted)", "baseline (vanilla)")
         out += ["", "Physical metrics (`adamotion/eval/metrics.py`, on the joints recovered from the features, at the "
                 "skeleton's 20 fps): **jitter** = mean over joints and frames of |p[t+1] − 2p[t] + p[t−1]|·fps² (m/s²); "
@@ -224,6 +225,9 @@ def build_card(checkpoint: Path, data: Path | None) -> str:
                 "of frames where a foot joint below 5 cm slides more than 2.5 cm per frame. (×r) is the ratio to "
                 "ground truth (real motions of the same pairs)."]
         out.append("\n![metrics](eval/metrics.png)")
+        notes = checkpoint / "eval" / "notes.md"
+        if notes.is_file():
+            out += ["", notes.read_text(encoding="utf-8").strip()]
         previous = checkpoint / PREVIOUS_EVAL / "report.md"
         if previous.is_file():
             out += ["", "> **Superseded numbers (kept for the record).** Earlier versions of this card were judged by "
