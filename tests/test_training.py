@@ -196,7 +196,25 @@ def test_gradients_reach_exactly_the_trainable_weights(method, trained, batch):
         assert not any(p.requires_grad for p in parts.text_encoder.parameters())
     assert all(p.grad is None for p in extractors.parameters()), "the extractors must stay frozen"
     assert parts.denoiser.output_proj.weight.grad.abs().max() > 0
-    assert torch.isclose(losses["total"], losses["mse"]) == (not parts.spec.constraints)
+    # the geometric terms (on by default) add to every method; the feedback terms only to constrained ones
+    assert {"geo_position", "geo_velocity", "geo_foot_contact", "geo_bone_length"} <= set(losses)
+    assert torch.isclose(losses["total"], losses["mse"] + losses["geometric"]) == (not parts.spec.constraints)
+
+
+def test_geometric_terms_are_configurable_and_change_the_gradient(batch):
+    meta, data = batch
+    section = tiny_section("generator")
+    B = data["features"].shape[0]
+    grads = {}
+    for name, weights in (("on", {}), ("off", {"position": 0, "velocity": 0, "foot_contact": 0, "bone_length": 0})):
+        config = GeneratorTrainConfig.from_dict({**section, "geometric": weights})
+        torch.manual_seed(0)
+        parts = build_generator("baseline", config, meta=meta, extractors=None)
+        losses = parts.objective(data, torch.Generator().manual_seed(0), drop=torch.zeros(B, dtype=torch.bool))
+        if name == "off":
+            assert not any(k.startswith("geo") for k in losses) and torch.equal(losses["total"], losses["mse"])
+        (grads[name],) = torch.autograd.grad(losses["total"], parts.denoiser.output_proj.weight)
+    assert not torch.allclose(grads["on"], grads["off"])
 
 
 def test_constraint_terms_add_gradient_through_the_motion_extractor(trained, batch):

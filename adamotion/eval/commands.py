@@ -1,6 +1,8 @@
 """``adamotion evaluate`` (generation metrics) — thin over :mod:`adamotion.eval.evaluate`."""
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def register(sub) -> None:
     ev = sub.add_parser("evaluate", help="evaluate generator checkpoints (FID, R-precision, ... with 95%% CI)")
@@ -28,6 +30,14 @@ def register(sub) -> None:
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--title", default="Text-to-motion evaluation")
     ev.set_defaults(func=_evaluate)
+
+    cl = sub.add_parser("checklist", help="prompts carried out: physical readings (raised hand, kick, turn, travel, "
+                                          "sit and stand, jump) on held-out phrasings, pass/fail and the pass rate")
+    cl.add_argument("checkpoint", help="pipeline folder, [name=]DIR[:ada|:vanilla]")
+    cl.add_argument("--seed", type=int, default=0)
+    cl.add_argument("--steps", type=int, default=None, help="sampling steps (default: the pipeline's)")
+    cl.add_argument("--out", default=None, help="also write checklist.md and checklist.json into this folder")
+    cl.set_defaults(func=_checklist)
 
     merge = sub.add_parser("evaluate-merge", help="one table from several `adamotion evaluate` reports of the same "
                                                   "protocol (e.g. an ablation evaluated later)")
@@ -58,6 +68,25 @@ def _evaluate(args) -> int:
     print(paths["md"].read_text())
     for kind, path in paths.items():
         print(f"{kind}: {path}")
+    return 0
+
+
+def _checklist(args) -> int:
+    from adamotion.eval.checklist import format_checklist, run_checklist, write_checklist
+    from adamotion.pipeline import MotionPipeline
+
+    name, _, path = args.checkpoint.rpartition("=")
+    encoder = "ada"
+    if path.endswith((":ada", ":vanilla")):
+        path, _, encoder = path.rpartition(":")
+    name = name or Path(path).name
+    pipeline = MotionPipeline.from_pretrained(path)
+    rows = run_checklist(pipeline, seed=args.seed, steps=args.steps, encoder=encoder)
+    title = f"Prompts carried out: {name} ({pipeline.display_name(encoder)}), seed {args.seed}"
+    print(format_checklist(rows, title))
+    if args.out:
+        for kind, written in write_checklist(rows, args.out, title).items():
+            print(f"{kind}: {written}")
     return 0
 
 

@@ -31,6 +31,8 @@ class Skeleton:
     min_frames: int = 40
     unit_length: int = 4
     contact_threshold: float = 0.002  # squared frame-to-frame displacement, metres^2
+    hands: tuple[int, int] | None = None  # (left wrist, right wrist): which hand is raised
+    head: int | None = None  # the head joint: the height a raised hand is measured against
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     # ------------------------------------------------------------------ sizes
@@ -137,6 +139,8 @@ HUMANML3D = Skeleton(
     feet_right=(8, 11),
     leg_joints=(5, 8),
     fps=20.0,
+    hands=(20, 21),
+    head=15,
 )
 
 # KIT-ML (21 joints, 251 dims, 12.5 fps). Target bone lengths are not part of the published facts we
@@ -163,6 +167,8 @@ KIT = Skeleton(
     feet_right=(14, 15),
     leg_joints=(17, 18),
     fps=12.5,
+    hands=(10, 7),
+    head=4,
 )
 
 SKELETONS: dict[str, Skeleton] = {s.name: s for s in (HUMANML3D, KIT)}

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from adamotion.models.denoiser import DenoiserSizes
 from adamotion.text.encoder import LoraSettings
 from adamotion.train import MethodSpec, method_spec
+from adamotion.train.geometric import GeometricLossConfig, geometric_losses
 from adamotion.train.loop import (
     LoopConfig, check_data_root, export_into, finish_training, fixed_batches, open_training_data, start_training,
 )
@@ -66,6 +67,7 @@ class GeneratorTrainConfig:
     encoder_lr: float = 1e-5  # peak lr of the backbone weights when method = full
     lambda_m: float = 10.0  # weight of the motion consistency term L_M (paper: 10)
     lambda_t: float = 2.0  # weight of the text consistency term L_T (paper: 2)
+    geometric: GeometricLossConfig = field(default_factory=GeometricLossConfig)  # joint-space losses (all 0 = off)
     cond_dropout: float = 0.1  # share of samples trained without text (classifier-free guidance)
     num_train_timesteps: int = 50  # diffusion steps T (paper: 50)
     beta_schedule: str = "cosine"  # noise schedule of the DiffusionScheduler
@@ -115,6 +117,7 @@ class GeneratorObjective:
         self.denoise_fn = denoise_fn or denoiser  # a torch.compile'd wrapper on CUDA
         self.scheduler = scheduler
         self.meta = meta
+        self.skeleton = dataset_skeleton(meta)
         self.extractors = extractors
 
     def encode_text(self, captions: list[str]):
@@ -140,6 +143,12 @@ class GeneratorObjective:
         x0_hat = self.denoise_fn(x_t, t, condition, mask)  # (B, T, F)
         losses = {"mse": masked_mse(x0_hat.float(), x0.float(), mask)}
         total = losses["mse"]
+        if self.config.geometric.enabled:
+            with torch.autocast(x0_hat.device.type, enabled=False):  # cumulative sums want float32
+                geo = geometric_losses(self.meta.denormalize(x0_hat.float()), self.meta.denormalize(x0.float()),
+                                       mask, self.skeleton, self.config.geometric)
+            losses.update(geo)
+            total = total + geo["geometric"]
         if self.extractors is not None and (self.spec.constraints or self.config.log_constraints):
             with torch.enable_grad() if self.spec.constraints else torch.no_grad():
                 lm, lt = self.consistency(x0_hat, x0, mask, batch["captions"], drop)
