@@ -81,3 +81,36 @@ def test_config_rejects_negative_weights_and_all_zero_is_off():
     with pytest.raises(ValueError, match="velocity"):
         GeometricLossConfig(velocity=-1)
     assert not GeometricLossConfig(0, 0, 0, 0).enabled and GeometricLossConfig().enabled
+
+
+# ============================================================================ optional post-processing
+def test_rigid_decoding_reproduces_ground_truth_and_fixes_bones(walk_features):
+    from adamotion.motion.features import joints_from_features
+    from adamotion.motion.postprocess import decode, rigid_joints_from_features
+
+    feats = walk_features[0].numpy()
+    reference = joints_from_features(feats, SK)
+    np.testing.assert_allclose(rigid_joints_from_features(feats, SK), reference, atol=2e-3)
+    # stretch the ric positions: "none" follows them, "rigid" keeps the skeleton's bones
+    stretched = feats.copy()
+    stretched[:, SK.feature_slices["ric"]] *= 1.2
+    _, joints = decode(stretched, SK, "rigid")
+    bones = np.linalg.norm(joints[:, [c for _, c in SK.bones]] - joints[:, [p for p, _ in SK.bones]], axis=-1)
+    np.testing.assert_allclose(bones, np.broadcast_to(np.asarray(SK.bone_lengths)[1:], bones.shape), atol=1e-5)
+    _, loose = decode(stretched, SK, "none")
+    assert not np.allclose(loose, joints, atol=1e-2)
+
+
+def test_smoothing_removes_popping_and_keeps_contacts(walk_features):
+    from adamotion.motion.postprocess import check_postprocess, decode
+
+    feats = walk_features[0].numpy()
+    popping = feats.copy()
+    popping[::2, SK.feature_slices["ric"]] += 0.03  # 3 cm pop on every other frame
+    smoothed, joints = decode(popping, SK, "smooth")
+    _, raw = decode(popping, SK, "none")
+    accel = lambda j: np.linalg.norm(j[2:] - 2 * j[1:-1] + j[:-2], axis=-1).mean()  # noqa: E731
+    assert accel(joints) < 0.3 * accel(raw)
+    np.testing.assert_array_equal(smoothed[:, SK.feature_slices["contacts"]], feats[:, SK.feature_slices["contacts"]])
+    with pytest.raises(ValueError, match="postprocess must be one of"):
+        check_postprocess("blur")
