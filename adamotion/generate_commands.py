@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from adamotion.motion.postprocess import POSTPROCESS_OPTIONS
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = "default"  # the AdaQF pipeline of the bundle checkpoints/default
@@ -50,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--encoder", choices=["ada", "vanilla"], default="ada",
                      help="ada: the adapted text encoder; vanilla: the same encoder with its LoRA adapters disabled")
     gen.add_argument("--num-samples", type=int, default=1)
+    gen.add_argument("--postprocess", choices=POSTPROCESS_OPTIONS, default="none",
+                     help="optional clean-up of the raw model output: smooth (temporal filter), rigid (joints from "
+                          "the rotations with fixed bone lengths), smooth+rigid; default none = the raw model")
     gen.add_argument("--device", default="cpu", help="torch device (cpu, cuda, ...)")
     gen.add_argument("--out", default="motion.npy", help="joint positions .npy (default: motion.npy)")
     gen.add_argument("--features-out", default=None, help="also write the un-normalised features (T, F) .npy here")
@@ -72,10 +77,12 @@ def _generate(args) -> int:
             bar.update(step - bar.n)
 
         output = pipe(args.prompt, lengths=frames, seed=args.seed, guidance_scale=args.guidance, steps=args.steps,
-                      sampler=args.sampler, eta=args.eta, encoder=args.encoder, num_samples=args.num_samples, progress=progress)
+                      sampler=args.sampler, eta=args.eta, encoder=args.encoder, num_samples=args.num_samples, progress=progress,
+                      postprocess=args.postprocess)
     joints = output.joints[0] if len(output) == 1 else np.stack(output.joints)
     save_joints_npy(args.out, joints, skeleton=pipe.skeleton)
-    print(f"{output.encoder}: {len(output)} sample(s) of {output.lengths[0]} frames "
+    cleaned = "" if args.postprocess == "none" else f", post-processed: {args.postprocess}"
+    print(f"{output.encoder}{cleaned}: {len(output)} sample(s) of {output.lengths[0]} frames "
           f"({output.lengths[0] / pipe.skeleton.fps:.1f} s, seed {output.seeds[0]}) in {output.timings['total']:.1f} s")
     print(f"wrote joints {tuple(joints.shape)} to {args.out}")
     if args.features_out:

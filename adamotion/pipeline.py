@@ -42,6 +42,8 @@ import torch
 from adamotion.diffusion.scheduler import DiffusionScheduler, draw_noise
 from adamotion.models.denoiser import MotionDenoiser, PreparedCondition
 from adamotion.models.length import LengthEstimator, default_length
+from adamotion.motion.postprocess import check_postprocess
+from adamotion.motion.postprocess import decode as decode_features
 from adamotion.motion.skeleton import Skeleton
 from adamotion.utils.files import atomic_folder, read_json
 from adamotion.utils.serialization import CONFIG_NAME, FORMAT_VERSION, CheckpointError
@@ -111,6 +113,7 @@ class MotionOutput:
     steps: int = 50
     sampler: str = "ddpm"  # "ddpm" or "ddim"
     eta: float = 0.0  # DDIM noise scale (0 = deterministic)
+    postprocess: str = "none"  # clean-up applied after the model ("none" = the raw output)
     timings: dict = field(default_factory=dict)  # seconds spent in "text", "sampling", "decode", "total"
 
     def __len__(self) -> int:
@@ -300,7 +303,7 @@ class MotionPipeline:
     def __call__(self, prompts: str | Sequence[str], lengths: int | Sequence[int] | None = None, seed: int = 0,
                  guidance_scale: float = 2.5, steps: int | None = None, encoder: str = "ada", num_samples: int = 1,
                  progress: Callable[[int, int], None] | None = None, *, sampler: str = "ddpm",
-                 eta: float = 0.0) -> MotionOutput:
+                 eta: float = 0.0, postprocess: str = "none") -> MotionOutput:
         """Generate ``num_samples`` motions per prompt.
 
         Args:
@@ -315,6 +318,8 @@ class MotionPipeline:
             progress: called as ``progress(step, total)`` after each denoising step.
             sampler: "ddpm" (ancestral, all training steps) or "ddim" (``steps`` evenly spaced timesteps).
             eta: DDIM's noise scale in [0, 1] (0 = deterministic); DDPM takes 0.
+            postprocess: an optional clean-up of the raw output (``adamotion.motion.postprocess``): "none"
+                (the raw model), "smooth", "rigid" or "smooth+rigid". Published numbers use "none".
         """
         started = time.perf_counter()
         prompts = self._check_prompts(prompts)
@@ -327,6 +332,7 @@ class MotionPipeline:
                 or not math.isfinite(float(guidance_scale)):
             raise ValueError(f"guidance_scale must be a finite number, got {guidance_scale!r}")
         guidance_scale = float(guidance_scale)
+        check_postprocess(postprocess)
         scheduler = self.scheduler.copy()  # concurrent calls never share sampler state
         scheduler.set_timesteps(steps, sampler=sampler, eta=eta)  # checks the sampler settings before any work
         per_prompt_lengths = self._check_lengths(lengths, len(prompts))
@@ -354,12 +360,12 @@ class MotionPipeline:
 
         # -- decode: un-normalise, per-sample slices, joints
         t0 = time.perf_counter()
-        features, joints = self.decode(x, item_lengths)
+        features, joints = self.decode(x, item_lengths, postprocess)
         decode_time = time.perf_counter() - t0
         return MotionOutput(
             features=features, joints=joints, prompts=item_prompts, lengths=item_lengths, seeds=item_seeds,
             encoder=label, encoder_mode=encoder, guidance_scale=guidance_scale, steps=steps, sampler=sampler,
-            eta=float(eta), fps=self.skeleton.fps,
+            eta=float(eta), postprocess=postprocess, fps=self.skeleton.fps,
             timings={"text": text_time, "sampling": sampling_time, "decode": decode_time,
                      "total": time.perf_counter() - started},
         )
@@ -423,14 +429,14 @@ class MotionPipeline:
                 progress(i + 1, len(timesteps))
         return x
 
-    def decode(self, x: torch.Tensor, lengths: list[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Normalised x0 (B, T, F) -> per-sample features (T_i, F) and joints (T_i, J, 3), float32."""
-        from adamotion.motion.features import joints_from_features
-
+    def decode(self, x: torch.Tensor, lengths: list[int],
+               postprocess: str = "none") -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Normalised x0 (B, T, F) -> per-sample features (T_i, F) and joints (T_i, J, 3), float32, after the
+        optional clean-up ``postprocess`` (see :mod:`adamotion.motion.postprocess`; "none" = raw)."""
         features_all = self.meta.denormalize(x.float().cpu()).numpy().astype(np.float32)  # (B, T, F)
         features, joints = [], []
         for i, n in enumerate(lengths):
-            feats = np.ascontiguousarray(features_all[i, :n])  # (T_i, F)
-            features.append(feats)
-            joints.append(np.asarray(joints_from_features(feats, self.skeleton), dtype=np.float32))  # (T_i, J, 3)
+            feats, positions = decode_features(np.ascontiguousarray(features_all[i, :n]), self.skeleton, postprocess)
+            features.append(feats)  # (T_i, F)
+            joints.append(positions)  # (T_i, J, 3)
         return features, joints

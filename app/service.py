@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from adamotion.motion.postprocess import POSTPROCESS_OPTIONS
 from adamotion.motion.skeleton import Skeleton
 from adamotion.utils.serialization import CheckpointError
 from app.config import AppConfig
@@ -223,9 +224,10 @@ class Studio:
 
     # -- generation
     def generate(self, prompt, seconds="auto", seed=0, guidance_scale=2.5, steps=50, num_samples=1,
-                 style="skeleton", progress=None, sampler=None) -> GenerateResult:
+                 style="skeleton", progress=None, sampler=None, postprocess="none") -> GenerateResult:
         """Both encoders' motions for a prompt, rendered. ``sampler``: "ddpm" or "ddim"; None = the app's
-        rule for its one steps slider, DDPM at all training steps and DDIM (eta 0) below."""
+        rule for its one steps slider, DDPM at all training steps and DDIM (eta 0) below. ``postprocess``: an
+        optional clean-up (``adamotion.motion.postprocess``), "none" = the raw model."""
         prompt = validate_prompt(prompt)
         frames = parse_seconds(seconds, self.skeleton)
         seed = parse_seed(seed)
@@ -241,6 +243,8 @@ class Studio:
         num_samples = parse_int(num_samples, "Number of samples", 1, MAX_SAMPLES)
         if style not in ("skeleton", "mesh"):
             raise UserInputError(f"Render style must be 'skeleton' or 'mesh', got {style!r}.")
+        if postprocess not in POSTPROCESS_OPTIONS:
+            raise UserInputError(f"Clean-up must be one of {', '.join(POSTPROCESS_OPTIONS)}, got {postprocess!r}.")
         out_dir = self.workspaces.new("generate")
 
         def report(fraction, desc):
@@ -248,7 +252,7 @@ class Studio:
                 progress(fraction, desc=desc)
 
         common = dict(lengths=frames, seed=seed, guidance_scale=guidance_scale, steps=steps, sampler=sampler,
-                      num_samples=num_samples)
+                      num_samples=num_samples, postprocess=postprocess)
         done_steps = {"ada": 0, "vanilla": 0}
 
         def step_done(key, i, n):
@@ -321,8 +325,8 @@ class Studio:
             bundle = out_dir / f"{tag}_bundle.npz"
             save_bundle(bundle, prompt=prompt, seed=seed, encoder=output.encoder, checkpoint_id=self.checkpoint_id,
                         lengths=list(output.lengths), features=output.features, joints=output.joints,
-                        guidance_scale=guidance_scale, steps=steps, extra={"sampler": output.sampler},
-                        skeleton=self.skeleton)
+                        guidance_scale=guidance_scale, steps=steps, skeleton=self.skeleton,
+                        extra={"sampler": output.sampler, "postprocess": output.postprocess})
             files.append(bundle)
         return [f for f in files if f.exists()]
 

@@ -7,6 +7,7 @@ import random
 
 import gradio as gr
 
+from adamotion.motion.postprocess import POSTPROCESS_OPTIONS
 from app.service import MAX_SAMPLES, Studio, UserInputError
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,9 @@ def build_demo(studio: Studio, study_store=None) -> gr.Blocks:
                                       label=f"Sampling steps ({max_steps} = DDPM, fewer = DDIM)", elem_id="steps")
                     samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples")
                     style = gr.Radio(["skeleton", "mesh"], value="skeleton", label="Render style")
+                    cleanup = gr.Radio(list(POSTPROCESS_OPTIONS), value="none", elem_id="cleanup",
+                                       label="Clean-up after the model (none = raw model output; smooth = temporal "
+                                             "filter; rigid = fixed bone lengths from the rotations)")
             run = gr.Button("Generate", variant="primary", elem_id="generate")
             side = gr.Video(label="Side by side (in sync)", autoplay=True, loop=True, elem_id="side-by-side")
             with gr.Row():
@@ -108,17 +112,19 @@ def build_demo(studio: Studio, study_store=None) -> gr.Blocks:
                             file_count="multiple", interactive=False, elem_id="downloads")
 
             @_user_errors
-            def on_generate(prompt, length, seed, guidance, steps, samples, style, progress=gr.Progress()):
+            def on_generate(prompt, length, seed, guidance, steps, samples, style, cleanup="none",
+                            progress=gr.Progress()):
                 result = gpu(studio.generate)(prompt, seconds=length, seed=seed, guidance_scale=guidance,
-                                              steps=steps, num_samples=samples, style=style, progress=progress)
+                                              steps=steps, num_samples=samples, style=style, progress=progress,
+                                              postprocess=cleanup)
                 return (str(result.side_by_side), str(result.adapted.video), str(result.vanilla.video),
                         _score_markdown(result.adapted), _score_markdown(result.vanilla),
                         [str(p) for p in result.downloads], result.adapted.features[0])
 
-            run.click(on_generate, [prompt, length, seed, guidance, steps, samples, style],
+            run.click(on_generate, [prompt, length, seed, guidance, steps, samples, style, cleanup],
                       [side, ada_video, van_video, ada_scores, van_scores, files, last_motion],
                       api_name="generate", concurrency_limit=studio.config.concurrency)
-            prompt.submit(on_generate, [prompt, length, seed, guidance, steps, samples, style],
+            prompt.submit(on_generate, [prompt, length, seed, guidance, steps, samples, style, cleanup],
                           [side, ada_video, van_video, ada_scores, van_scores, files, last_motion],
                           concurrency_limit=studio.config.concurrency)
             dice.click(lambda: str(random.randint(0, 2**31 - 1)), None, seed, api_name=False)

@@ -77,6 +77,47 @@ def test_padded_frames_and_tokens_do_not_change_valid_outputs():
     torch.testing.assert_close(moved[0], ref[0])  # other rows are independent
 
 
+def test_temporal_convolution_starts_as_identity_mixes_neighbours_and_ignores_padding():
+    plain = tiny_denoiser()
+    temporal = tiny_denoiser(temporal_kernel=5)
+    missing, unexpected = temporal.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ["temporal_conv.bias", "temporal_conv.weight", "temporal_norm.bias",
+                               "temporal_norm.weight"] and not unexpected
+    x, t, text, text_mask, frame_mask = denoiser_inputs()
+    with torch.no_grad():
+        # zero-initialised: a fresh temporal model predicts exactly what the plain transformer predicts
+        torch.testing.assert_close(predict(temporal, x, t, text, text_mask, frame_mask),
+                                   predict(plain, x, t, text, text_mask, frame_mask))
+        temporal.temporal_conv.weight.normal_(0.0, 0.5)
+        ref = predict(temporal, x, t, text, text_mask, frame_mask)
+        x2 = x.clone()
+        x2[~frame_mask] = torch.randn(int((~frame_mask).sum()), F) * 100
+        torch.testing.assert_close(predict(temporal, x2, t, text, text_mask, frame_mask), ref, atol=1e-5, rtol=1e-5)
+        assert (ref[~frame_mask] == 0).all()
+        # with attention switched off, only the convolution carries one frame's change to its neighbours
+        for block in temporal.blocks:
+            block.self_attn.out.weight.zero_()
+            block.self_attn.out.bias.zero_()
+        base = predict(temporal, x, t, text, text_mask, frame_mask)
+        x3 = x.clone()
+        x3[0, 10] += 5.0
+        moved = (predict(temporal, x3, t, text, text_mask, frame_mask) - base)[0].abs().amax(-1)  # (T,)
+    assert (moved[8:13] > 1e-4).all() and (moved[:8] == 0).all() and (moved[13:] == 0).all()
+
+
+def test_temporal_kernel_is_saved_and_old_configs_load_without_it(tmp_path):
+    path = tiny_denoiser(temporal_kernel=3).save_pretrained(tmp_path / "temporal")
+    assert MotionDenoiser.from_pretrained(path).config.temporal_kernel == 3
+    plain = tiny_denoiser().save_pretrained(tmp_path / "plain")
+    config = json.loads((plain / "config.json").read_text())
+    del config["config"]["temporal_kernel"]  # written before the field existed
+    (plain / "config.json").write_text(json.dumps(config))
+    loaded = MotionDenoiser.from_pretrained(plain)
+    assert loaded.config.temporal_kernel == 0 and not hasattr(loaded, "temporal_conv")
+    with pytest.raises(ValueError, match="odd"):
+        tiny_denoiser(temporal_kernel=4)
+
+
 def test_dropped_condition_sees_only_the_learned_null_token():
     model = tiny_denoiser()
     x, t, text, text_mask, frame_mask = denoiser_inputs()

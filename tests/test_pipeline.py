@@ -181,6 +181,24 @@ def test_vanilla_equals_ada_with_fresh_adapters_and_differs_once_trained(pipe):
     assert pipe.text_encoder.adapters_active  # restored after the vanilla call
 
 
+def test_postprocess_options_are_labelled_and_raw_by_default(pipe):
+    from adamotion.motion.features import joints_from_features
+    from adamotion.motion.postprocess import decode
+
+    kwargs = dict(lengths=40, seed=3, steps=4, sampler="ddim")
+    raw = pipe("a person walks", **kwargs)
+    assert raw.postprocess == "none"
+    np.testing.assert_array_equal(raw.joints[0], joints_from_features(raw.features[0], HUMANML3D).astype(np.float32))
+    for option in ("smooth", "rigid", "smooth+rigid"):
+        cleaned = pipe("a person walks", postprocess=option, **kwargs)
+        assert cleaned.postprocess == option
+        features, joints = decode(raw.features[0], HUMANML3D, option)  # the same model output, cleaned
+        np.testing.assert_allclose(cleaned.features[0], features, atol=1e-6)
+        np.testing.assert_allclose(cleaned.joints[0], joints, atol=1e-5)
+    with pytest.raises(ValueError, match="postprocess must be one of"):
+        pipe("a person walks", postprocess="blur", **kwargs)
+
+
 def test_progress_is_reported_per_step(pipe):
     calls = []
     pipe(PROMPT, lengths=40, steps=7, sampler="ddim", progress=lambda i, n: calls.append((i, n)))

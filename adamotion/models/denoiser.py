@@ -5,8 +5,8 @@ Reads top to bottom:
 1. :class:`DenoiserConfig` - every size of the network, saved in ``config.json`` and rebuilt from it.
 2. Building blocks - sinusoidal embeddings, self- and cross-attention on ``F.scaled_dot_product_attention``,
    a pre-norm decoder block (self-attention over frames, cross-attention to text tokens, MLP).
-3. :class:`MotionDenoiser` - input projection + positions + timestep embedding, the blocks, an output
-   projection predicting x0. Two public steps: :meth:`MotionDenoiser.prepare_condition` and ``forward``.
+3. :class:`MotionDenoiser` - input projection + positions + timestep embedding, the blocks, an optional
+   depthwise temporal convolution (``temporal_kernel``), an output projection predicting x0. Two public steps: :meth:`MotionDenoiser.prepare_condition` and ``forward``.
    Classifier-free guidance is the pipeline's business (it batches the conditional and null rows).
 
 Masks are boolean with ``True`` = real (a valid frame / a real text token). Padded frames never influence
@@ -44,6 +44,7 @@ class DenoiserSizes(StrictConfig):
     heads: int = 4  # attention heads (width must be divisible by heads)
     ff_mult: int = 2  # MLP hidden size = ff_mult * width
     dropout: float = 0.1  # dropout on attention outputs and MLP (training only)
+    temporal_kernel: int = 0  # frames seen by the depthwise temporal convolution before the output; 0 = none
 
 
 @dataclass(kw_only=True)
@@ -63,6 +64,8 @@ class DenoiserConfig(DenoiserSizes):
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.cond_dropout < 1.0:
             raise ValueError(f"cond_dropout must be in [0, 1), got {self.cond_dropout}")
+        if self.temporal_kernel < 0 or (self.temporal_kernel and self.temporal_kernel % 2 == 0):
+            raise ValueError(f"temporal_kernel must be 0 (off) or an odd number of frames, got {self.temporal_kernel}")
 
     @classmethod
     def for_skeleton(cls, skeleton: Skeleton, text_dim: int, **kwargs) -> "DenoiserConfig":
@@ -190,9 +193,18 @@ class MotionDenoiser(PretrainedMixin, nn.Module):
         self.text_proj = nn.Sequential(nn.LayerNorm(config.text_dim), nn.Linear(config.text_dim, D))
         self.null_token = nn.Parameter(torch.randn(D) * 0.02)  # replaces the text when the condition is dropped
         self.blocks = nn.ModuleList([DecoderBlock(config) for _ in range(config.depth)])
+        if config.temporal_kernel:
+            # A temporal prior: every output frame mixes its neighbours' states, so the x0 prediction can be
+            # smooth over time instead of passing each frame's own input noise through (residual, zero-init:
+            # training starts from the plain transformer).
+            self.temporal_norm = nn.LayerNorm(D)
+            self.temporal_conv = nn.Conv1d(D, D, config.temporal_kernel, padding=config.temporal_kernel // 2, groups=D)
         self.norm_out = nn.LayerNorm(D)
         self.output_proj = nn.Linear(D, config.feature_dim)
         self.apply(self._init_weights)
+        if config.temporal_kernel:
+            nn.init.zeros_(self.temporal_conv.weight)
+            nn.init.zeros_(self.temporal_conv.bias)
         log.debug("MotionDenoiser: %.2fM parameters", sum(p.numel() for p in self.parameters()) / 1e6)
 
     @staticmethod
@@ -274,5 +286,9 @@ class MotionDenoiser(PretrainedMixin, nn.Module):
         h = h + t_emb[:, None, :].to(h.dtype)  # timestep added to every frame
         for block, kv in zip(self.blocks, condition.kv):
             h = block(h, frame_mask, kv, condition.mask)  # (B, T, D)
+        if self.config.temporal_kernel:
+            valid = frame_mask[..., None].to(h.dtype)  # (B, T, 1) padded frames neither give nor take
+            mixed = self.temporal_conv((self.temporal_norm(h) * valid).transpose(1, 2)).transpose(1, 2)  # (B, T, D)
+            h = h + mixed * valid
         x0 = self.output_proj(self.norm_out(h))  # (B, T, F)
         return x0 * frame_mask[..., None].to(x0.dtype)  # padded frames are exactly zero

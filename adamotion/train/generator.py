@@ -61,7 +61,7 @@ class GeneratorTrainConfig:
         steps=4000, batch_size=64, lr=2e-4, warmup_steps=200, lr_decay_at=0.75, ema_decay=0.999,
         checkpoint_every=500, val_every=500))  # optimisation and bookkeeping; loop.lr is the denoiser's lr
     backbone: str = "minilm"  # text backbone spec: "minilm", "clip:<folder>", "hf:<folder>", ...
-    denoiser: DenoiserSizes = field(default_factory=DenoiserSizes)  # denoiser sizes
+    denoiser: DenoiserSizes = field(default_factory=lambda: DenoiserSizes(temporal_kernel=5))  # new runs: temporal prior on
     lora: LoraSettings = field(default_factory=LoraSettings)  # adapter settings (lora / adaqf; paper: rank 16)
     lora_lr: float | None = None  # peak lr of the LoRA weights; None = loop.lr
     encoder_lr: float = 1e-5  # peak lr of the backbone weights when method = full
