@@ -57,7 +57,7 @@ bench: install
 # GPU machine and run `make gpu-train OUT=...` there (corpus, extractors, AdaQF, baseline, bench in ~10 min).
 gpu-pack: install
 	[ -f $(CORPUS)/corpus.json ] || .venv/bin/adamotion data synth --out $(CORPUS)
-	.venv/bin/python -m adamotion train pack-backbone --data $(CORPUS) --out build/gpu/minilm-pack.safetensors
+	.venv/bin/python -m adamotion pack-backbone --data $(CORPUS) --out build/gpu/minilm-pack.safetensors
 
 OUT ?= outputs/gpu
 gpu-train:

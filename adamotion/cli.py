@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "adamotion.study.commands",
     "adamotion.eval.commands",
     "adamotion.retrieval_commands",
+    "adamotion.gpu_recipe",
 ]
 
 

@@ -124,7 +124,7 @@ def test_run_checklist_writes_a_report(tiny_checkpoint, tmp_path):
     from adamotion.pipeline import MotionPipeline
 
     pipe = MotionPipeline.from_pretrained(tiny_checkpoint / "baseline")
-    rows = run_checklist(pipe, CHECKLIST[:3], seed=0, steps=2, encoder="vanilla")
+    rows = run_checklist(pipe, CHECKLIST[:3], seed=0, steps=2, sampler="ddim", encoder="vanilla")
     assert len(rows) == 3 and all(row.results for row in rows)
     paths = write_checklist(rows, tmp_path / "out")
     data = json.loads(paths["json"].read_text())

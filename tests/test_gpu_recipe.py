@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from adamotion.text.pack import check_coverage, pack_backbone, unpack_backbone
-from adamotion.train.gpu_recipe import (
+from adamotion.gpu_recipe import (
     MAX_OUTPUT_BYTES, MAX_OUTPUT_FILES, check_outputs, corpus_captions, demo_prompts, run_recipe,
 )
 

@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("adamotion.pipeline",),  # inference: text encoder + denoiser + scheduler
     ("adamotion.train", "adamotion.eval", "adamotion.retrieval"),
     ("adamotion.study", "adamotion.bundle", "adamotion.generate_commands", "adamotion.bench",
-     "adamotion.retrieval_commands"),
+     "adamotion.retrieval_commands", "adamotion.gpu_recipe"),  # the GPU recipe trains and benchmarks
     ("adamotion.cli", "adamotion.__main__", "adamotion"),  # "adamotion": the package facade (load, ...)
     ("app", "scripts"),
 ]

@@ -234,13 +234,13 @@ class ChecklistRow:
 
 
 def run_checklist(pipeline, prompts=CHECKLIST, *, seed: int = 0, steps: int | None = None, encoder: str = "ada",
-                  guidance_scale: float = 2.5) -> list[ChecklistRow]:
+                  guidance_scale: float = 2.5, sampler: str = "ddpm", postprocess: str = "none") -> list[ChecklistRow]:
     """Generate every prompt once (one batch, each at its own length) and check it."""
     skeleton = pipeline.skeleton
     lengths = [min(max(int(round(p.seconds * skeleton.fps)), skeleton.min_frames), skeleton.max_frames)
                for p in prompts]
     out = pipeline([p.prompt for p in prompts], lengths=lengths, seed=seed, steps=steps, encoder=encoder,
-                   guidance_scale=guidance_scale)
+                   guidance_scale=guidance_scale, sampler=sampler, postprocess=postprocess)
     rows = []
     for item, joints in zip(prompts, out.joints):
         readings = read_motion(joints, skeleton)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from adamotion.motion.postprocess import POSTPROCESS_OPTIONS
+
 
 def register(sub) -> None:
     ev = sub.add_parser("evaluate", help="evaluate generator checkpoints (FID, R-precision, ... with 95%% CI)")
@@ -35,7 +37,10 @@ def register(sub) -> None:
                                           "sit and stand, jump) on held-out phrasings, pass/fail and the pass rate")
     cl.add_argument("checkpoint", help="pipeline folder, [name=]DIR[:ada|:vanilla]")
     cl.add_argument("--seed", type=int, default=0)
-    cl.add_argument("--steps", type=int, default=None, help="sampling steps (default: the pipeline's)")
+    cl.add_argument("--steps", type=int, default=None, help="sampling steps (default: all, DDPM)")
+    cl.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm", help="ddim for fewer --steps")
+    cl.add_argument("--postprocess", choices=POSTPROCESS_OPTIONS, default="none",
+                    help="optional clean-up; the default judges the raw model")
     cl.add_argument("--out", default=None, help="also write checklist.md and checklist.json into this folder")
     cl.set_defaults(func=_checklist)
 
@@ -81,8 +86,10 @@ def _checklist(args) -> int:
         path, _, encoder = path.rpartition(":")
     name = name or Path(path).name
     pipeline = MotionPipeline.from_pretrained(path)
-    rows = run_checklist(pipeline, seed=args.seed, steps=args.steps, encoder=encoder)
-    title = f"Prompts carried out: {name} ({pipeline.display_name(encoder)}), seed {args.seed}"
+    rows = run_checklist(pipeline, seed=args.seed, steps=args.steps, encoder=encoder, sampler=args.sampler,
+                         postprocess=args.postprocess)
+    cleaned = "raw model output" if args.postprocess == "none" else f"post-processed: {args.postprocess}"
+    title = f"Prompts carried out: {name} ({pipeline.display_name(encoder)}), seed {args.seed}, {cleaned}"
     print(format_checklist(rows, title))
     if args.out:
         for kind, written in write_checklist(rows, args.out, title).items():

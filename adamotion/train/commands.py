@@ -68,25 +68,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     everything.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
     everything.set_defaults(func=_all)
 
-    pack = tsub.add_parser("pack-backbone", help="one-file fp16 copy of the text backbone for the GPU machine "
-                                                 "(keeps the embedding rows a corpus's captions use)")
-    pack.add_argument("--data", required=True, help="dataset folder whose captions the pack must cover")
-    pack.add_argument("--out", default="build/gpu/minilm-pack.safetensors", help="pack file to write")
-    pack.add_argument("--backbone-folder", default=None,
-                      help="Hugging Face folder to pack (default: the installed all-MiniLM-L6-v2)")
-    pack.set_defaults(func=_pack)
-
-    recipe = tsub.add_parser("gpu-recipe", help="corpus -> extractors, AdaQF, baseline (bf16) -> bench, into OUT "
-                                                "(<= 8 files of <= 16 MiB); scripts/gpu_train.sh calls this")
-    recipe.add_argument("--out", required=True, help="empty output folder (what comes back from the GPU machine)")
-    recipe.add_argument("--pack", default="build/gpu/minilm-pack.safetensors", help="backbone pack (pack-backbone)")
-    recipe.add_argument("--work", default=None, help="scratch folder for the corpus and the run (default OUT-work)")
-    recipe.add_argument("--data", default=None, help="an existing dataset folder instead of building the corpus")
-    recipe.add_argument("--config", default=None, help="train-all config (default configs/gpu_h200.json)")
-    recipe.add_argument("--device", default=None, help="default: cuda when available")
-    recipe.add_argument("--tiny", action="store_true", help="smoke-test scale on the CPU (configs/tiny.json, 4 steps)")
-    recipe.add_argument("--bench-batch", type=int, default=256, help="batch of the throughput measurement")
-    recipe.set_defaults(func=_gpu_recipe)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -165,27 +146,4 @@ def _all(args) -> int:
     summary = train_all(args.config, args.out, data_root=args.data, force=args.force, device=args.device)
     print(f"trained {', '.join(summary['stages'])} into {args.out} in {summary['total_s'] / 60:.1f} min "
           f"({summary['size_mb']:.1f} MB); summary: {summary['path']}")
-    return 0
-
-
-def _pack(args) -> int:
-    from adamotion.text.backbones import default_minilm_folder
-    from adamotion.text.pack import pack_backbone
-    from adamotion.train.gpu_recipe import corpus_captions, demo_prompts
-
-    folder = args.backbone_folder or default_minilm_folder()
-    info = pack_backbone(folder, corpus_captions(args.data) + demo_prompts(), args.out)
-    print(f"wrote {info['path']}: {info['bytes'] / 2**20:.1f} MiB, {info['kept_tokens']} of {info['vocab_size']} "
-          "token rows")
-    return 0
-
-
-def _gpu_recipe(args) -> int:
-    from adamotion.train.gpu_recipe import run_recipe
-
-    record = run_recipe(args.out, work=args.work, pack=args.pack, data=args.data, config_path=args.config,
-                        device=args.device, tiny=args.tiny, bench_batch=args.bench_batch)
-    stages = ", ".join(f"{k} {v:.0f} s" for k, v in record["stages"].items())
-    print(f"recipe on {record['device']} in {record['total_s'] / 60:.1f} min ({stages}); "
-          f"{len(record['files'])} files in {args.out}")
     return 0

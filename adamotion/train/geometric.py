@@ -32,7 +32,7 @@ class GeometricLossConfig:
     """Weights of the geometric terms (0 switches a term off; all 0 = the plain feature MSE of old runs).
 
     The defaults put each term's gradient at roughly the feature MSE's size on a 2k-step CPU model (measured
-    in docs/investigations/jitter.md): positions are metres, so small errors need large weights.
+    in checkpoints/default/investigation/jitter.md): positions are metres, so small errors need large weights.
     """
 
     position: float = 0.05  # global joint positions, includes the integrated root trajectory

@@ -2,7 +2,8 @@
 the corpus, train extractors + AdaQF + baseline with ``configs/gpu_h200.json`` (bf16, batch 256), benchmark
 and leave at most :data:`MAX_OUTPUT_FILES` files of at most :data:`MAX_OUTPUT_BYTES` in the output folder.
 
-Run it as ``scripts/gpu_train.sh OUT`` (see that script for the one-time packing step on a CPU machine).
+Run it as ``scripts/gpu_train.sh OUT`` (``adamotion gpu-recipe``; see the script for the one-time
+``adamotion pack-backbone`` step on a CPU machine).
 ``--tiny`` runs the same stages at smoke-test scale on the CPU (the test suite does), so every step but the
 GPU's speed is checked before a GPU is ever lent.
 
@@ -28,8 +29,8 @@ logger = logging.getLogger(__name__)
 
 MAX_OUTPUT_FILES = 8
 MAX_OUTPUT_BYTES = 16 * 1024 * 1024
-GPU_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "gpu_h200.json"
-TINY_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny.json"
+GPU_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "gpu_h200.json"
+TINY_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny.json"
 DEFAULT_PACK = Path("build") / "gpu" / "minilm-pack.safetensors"
 COMPONENTS = ("extractors", "adaqf", "baseline")
 LOG_FILES = ("log.csv", "val.csv", "config.json", "train_summary.json", "train_config.json")
@@ -98,7 +99,7 @@ def run_recipe(out: str | os.PathLike, *, work: str | os.PathLike | None = None,
     """Run the five stages; returns the recipe record (also ``OUT/recipe.json``)."""
     import torch
 
-    from adamotion.cli import main as cli_main
+    from adamotion.bench import main as bench_main
     from adamotion.text.pack import check_coverage, unpack_backbone
     from adamotion.train.all import train_all
     from adamotion.train.loop import read_json_config
@@ -142,9 +143,9 @@ def run_recipe(out: str | os.PathLike, *, work: str | os.PathLike | None = None,
     run_dir = work / "run"
     stage("train", lambda: train_all(config_path, run_dir, data_root=corpus, config=config))
     bench_json = out / "bench.json"
-    bench_args = ["bench", "generate", "--checkpoint", str(run_dir / "adaqf"), "--device", device,
+    bench_args = ["generate", "--checkpoint", str(run_dir / "adaqf"), "--device", device,
                   "--batch", str(2 if tiny else bench_batch), "--repeats", "1" if tiny else "3", "--json", str(bench_json)]
-    stage("bench", lambda: cli_main(bench_args))
+    stage("bench", lambda: bench_main(bench_args))
     for name in COMPONENTS:
         _tar(out, name, run_dir / name)
     logs = out / "logs.tar"
@@ -157,3 +158,46 @@ def run_recipe(out: str | os.PathLike, *, work: str | os.PathLike | None = None,
     record["files"] = {p.name: p.stat().st_size for p in check_outputs(out)}
     atomic_write_json(out / "recipe.json", record)
     return record
+
+
+# ----------------------------------------------------------------------------- commands
+def register(sub) -> None:
+    pack = sub.add_parser("pack-backbone", help="one-file fp16 copy of the text backbone for the GPU machine "
+                                                 "(keeps the embedding rows a corpus's captions use)")
+    pack.add_argument("--data", required=True, help="dataset folder whose captions the pack must cover")
+    pack.add_argument("--out", default="build/gpu/minilm-pack.safetensors", help="pack file to write")
+    pack.add_argument("--backbone-folder", default=None,
+                      help="Hugging Face folder to pack (default: the installed all-MiniLM-L6-v2)")
+    pack.set_defaults(func=_pack)
+
+    recipe = sub.add_parser("gpu-recipe", help="corpus -> extractors, AdaQF, baseline (bf16) -> bench, into OUT "
+                                                "(<= 8 files of <= 16 MiB); scripts/gpu_train.sh calls this")
+    recipe.add_argument("--out", required=True, help="empty output folder (what comes back from the GPU machine)")
+    recipe.add_argument("--pack", default="build/gpu/minilm-pack.safetensors", help="backbone pack (pack-backbone)")
+    recipe.add_argument("--work", default=None, help="scratch folder for the corpus and the run (default OUT-work)")
+    recipe.add_argument("--data", default=None, help="an existing dataset folder instead of building the corpus")
+    recipe.add_argument("--config", default=None, help="train-all config (default configs/gpu_h200.json)")
+    recipe.add_argument("--device", default=None, help="default: cuda when available")
+    recipe.add_argument("--tiny", action="store_true", help="smoke-test scale on the CPU (configs/tiny.json, 4 steps)")
+    recipe.add_argument("--bench-batch", type=int, default=256, help="batch of the throughput measurement")
+    recipe.set_defaults(func=_gpu_recipe)
+
+
+def _pack(args) -> int:
+    from adamotion.text.backbones import default_minilm_folder
+    from adamotion.text.pack import pack_backbone
+
+    folder = args.backbone_folder or default_minilm_folder()
+    info = pack_backbone(folder, corpus_captions(args.data) + demo_prompts(), args.out)
+    print(f"wrote {info['path']}: {info['bytes'] / 2**20:.1f} MiB, {info['kept_tokens']} of {info['vocab_size']} "
+          "token rows")
+    return 0
+
+
+def _gpu_recipe(args) -> int:
+    record = run_recipe(args.out, work=args.work, pack=args.pack, data=args.data, config_path=args.config,
+                        device=args.device, tiny=args.tiny, bench_batch=args.bench_batch)
+    stages = ", ".join(f"{k} {v:.0f} s" for k, v in record["stages"].items())
+    print(f"recipe on {record['device']} in {record['total_s'] / 60:.1f} min ({stages}); "
+          f"{len(record['files'])} files in {args.out}")
+    return 0
