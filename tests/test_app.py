@@ -163,7 +163,7 @@ def test_generate_gives_playable_videos_scores_and_downloads(client):
         assert parse_bvh(downloads[f"{tag}_sample1.bvh"]).num_frames == frames
         bundle = load_bundle(downloads[f"{tag}_bundle.npz"])
         assert bundle["prompt"] == "a person walks forward and waves" and bundle["seed"] == 3 and bundle["steps"] == STEPS
-        assert bundle["extra"] == {"sampler": "ddim"}  # the slider's 5 steps sample with DDIM
+        assert bundle["extra"] == {"sampler": "ddim", "postprocess": "none"}  # 5 steps: DDIM; raw model output
         assert ("AdaQF" in bundle["encoder"]) == (tag == "adapted")
         np.testing.assert_allclose(bundle["joints"].reshape(-1, frames, 22, 3)[0], joints, atol=1e-5)
     assert "side_by_side.mp4" in downloads
