@@ -127,13 +127,14 @@ def run_recipe(out: str | os.PathLike, *, work: str | os.PathLike | None = None,
     base = read_json_config(config_path)
     if data is None:
         from adamotion.data.synthetic import build_corpus
+        from adamotion.motion.skeleton import HUMANML3D
 
         corpus = work / "corpus"
         size = base.get("data", {}).get("size", "default")
         workers = base.get("data", {}).get("workers") or os.cpu_count()
         if not (corpus / "train.txt").is_file():
             stage("corpus", lambda: build_corpus(corpus, size=size, seed=base.get("data", {}).get("seed", 0),
-                                                 workers=workers))
+                                                 workers=workers, skeleton=HUMANML3D))  # the procedural rig
     else:
         corpus = Path(data)
     backbone = work / "backbone"

@@ -17,7 +17,7 @@ SEEDS = range(3)
 
 
 def _motion(plan, seed):
-    m = generate_motion(np.random.default_rng(seed), plan=plan)
+    m = generate_motion(np.random.default_rng(seed), plan=plan, skeleton=SK)
     return canonicalize_joints(m.joints, SK), m.actions[0].params
 
 

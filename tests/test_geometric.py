@@ -15,7 +15,7 @@ ALL_ON = GeometricLossConfig(position=1.0, velocity=1.0, foot_contact=1.0, bone_
 
 @pytest.fixture(scope="module")
 def walk_features():
-    joints = generate_motion(np.random.default_rng(0), plan=["walk"]).joints
+    joints = generate_motion(np.random.default_rng(0), plan=["walk"], skeleton=SK).joints
     return torch.as_tensor(features_from_joints(joints, SK))[None]  # (1, T, F)
 
 

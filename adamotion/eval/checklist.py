@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from adamotion.motion.skeleton import Skeleton
 
 HAND_BELOW_HEAD_M = 0.10  # a wrist within 10 cm below the head joint (about shoulder height) counts as raised
 KICK_HEIGHT_M = 0.30  # a foot joint higher than this above the floor (a walking swing stays near 0.1 m)
@@ -77,7 +77,7 @@ def _side(left: bool, right: bool) -> str:
     return "both" if left and right else "left" if left else "right" if right else "none"
 
 
-def read_motion(joints: Any, skeleton: Skeleton = HUMANML3D) -> MotionReadings:
+def read_motion(joints: Any, skeleton: Skeleton) -> MotionReadings:
     """Readings of one motion: ``joints`` (T, J, 3) metres, y up, floor near 0, at least ``2 * ENDS_FRAMES``
     frames."""
     from adamotion.motion.features import forward_directions

@@ -18,7 +18,7 @@ import numpy as np
 
 from adamotion.motion import rotations as R
 from adamotion.motion.features import _recover_heading, forward_kinematics, joints_from_features
-from adamotion.motion.skeleton import HUMANML3D, Skeleton
+from adamotion.motion.skeleton import Skeleton
 
 POSTPROCESS_OPTIONS = ("none", "smooth", "rigid", "smooth+rigid")
 SMOOTH_SIGMA_FRAMES = 1.0  # one frame at 20 fps: removes frame-to-frame popping, keeps a 0.3 s kick
@@ -30,7 +30,7 @@ def check_postprocess(option: str) -> str:
     return option
 
 
-def smooth_features(features: Any, skeleton: Skeleton = HUMANML3D, sigma: float = SMOOTH_SIGMA_FRAMES) -> np.ndarray:
+def smooth_features(features: Any, skeleton: Skeleton, sigma: float = SMOOTH_SIGMA_FRAMES) -> np.ndarray:
     """(T, F) features filtered over time (Gaussian, edge mode "nearest"); foot contacts kept as they are."""
     from scipy.ndimage import gaussian_filter1d
 
@@ -41,7 +41,7 @@ def smooth_features(features: Any, skeleton: Skeleton = HUMANML3D, sigma: float 
     return out
 
 
-def rigid_joints_from_features(features: Any, skeleton: Skeleton = HUMANML3D) -> Any:
+def rigid_joints_from_features(features: Any, skeleton: Skeleton) -> Any:
     """Joints (..., T, J, 3) by forward kinematics: root position and heading as in ``joints_from_features``,
     local joint rotations from the 6D features, bones of the skeleton's target lengths. numpy or torch."""
     if skeleton.bone_lengths is None:
@@ -58,7 +58,7 @@ def rigid_joints_from_features(features: Any, skeleton: Skeleton = HUMANML3D) ->
     return forward_kinematics(quats, root, skeleton, offsets=offsets)
 
 
-def decode(features: Any, skeleton: Skeleton = HUMANML3D, postprocess: str = "none") -> tuple[np.ndarray, np.ndarray]:
+def decode(features: Any, skeleton: Skeleton, postprocess: str = "none") -> tuple[np.ndarray, np.ndarray]:
     """(features, joints) of one generated clip (T, F) after the chosen clean-up (see the module table)."""
     check_postprocess(postprocess)
     features = np.asarray(features, dtype=np.float32)

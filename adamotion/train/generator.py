@@ -117,7 +117,7 @@ class GeneratorObjective:
         self.denoise_fn = denoise_fn or denoiser  # a torch.compile'd wrapper on CUDA
         self.scheduler = scheduler
         self.meta = meta
-        self.skeleton = dataset_skeleton(meta)
+        self.skeleton = meta.skeleton
         self.extractors = extractors
 
     def encode_text(self, captions: list[str]):
