@@ -31,8 +31,15 @@ def _load_index(root: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+PHYSICAL_LABELS = {"jitter": "jitter (mean joint acceleration, m/s²)", "jerk": "jerk (m/s³)",
+                   "bone_variation": "bone-length variation (fraction)", "penetration": "foot penetration (m)",
+                   "penetration_ratio": "frames with a foot below the floor", "floating_ratio": "floating frames",
+                   "skating_ratio": "skating ratio (share of frame steps)"}
+
+
 def physical_statistics(root: Path, clip_ids: list[str]) -> dict[str, tuple[float, float]]:
-    """Mean and 95 % interval half-width over clips of each physical metric (canonical joints, metres)."""
+    """Mean and 95 % interval half-width over clips of every metric of ``adamotion.eval.metrics.physical_metrics``
+    (canonical joints ``new_joints``, metres)."""
     from adamotion.eval import metrics
     from adamotion.motion.skeleton import HUMANML3D
     from adamotion.utils.numeric import mean_ci95
@@ -40,9 +47,8 @@ def physical_statistics(root: Path, clip_ids: list[str]) -> dict[str, tuple[floa
     per_metric: dict[str, list[float]] = defaultdict(list)
     for clip_id in clip_ids:
         joints = np.load(root / "new_joints" / f"{clip_id}.npy").astype(np.float64)  # (T, 22, 3)
-        per_metric["skating ratio (share of frame steps)"].append(metrics.skating_ratio(joints, HUMANML3D))
-        feet = joints[:, :, 1].min(axis=1)  # (T,) lowest joint per frame
-        per_metric["lowest joint above floor, median over frames (m)"].append(float(np.median(feet)))
+        for key, value in metrics.physical_metrics(joints, HUMANML3D).items():
+            per_metric[PHYSICAL_LABELS.get(key, key)].append(float(value))
     return {name: tuple(float(v) for v in mean_ci95(np.asarray(values))) for name, values in per_metric.items()}
 
 
@@ -113,8 +119,8 @@ def build_report(root: Path) -> tuple[str, dict]:
 
     # --------------------------------------------------------------------- physical statistics
     lines += ["", "## Physical statistics of the real motion (mirrors excluded)", "",
-              "Metrics of `adamotion.eval.metrics` on the canonical joints (`new_joints`); mean ± 95 % interval over "
-              "clips.", "", "| split | " + " | ".join(["metric", "value"]) + " |", "|---|---|---|"]
+              "`adamotion.eval.metrics.physical_metrics` on the canonical joints (`new_joints`); mean ± 95 % interval "
+              "over clips.", "", "| split | " + " | ".join(["metric", "value"]) + " |", "|---|---|---|"]
     physical = {}
     for split in SPLITS:
         clip_ids = [c["id"] for t in takes.values() if t["split"] == split for c in t["clips"]]
