@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +133,18 @@ def test_run_checklist_writes_a_report(tiny_checkpoint, tmp_path):
     assert data["rows"][0]["prompt"] == CHECKLIST[0].prompt
     text = paths["md"].read_text()
     assert f"of 3 prompts carried out" in text and text == format_checklist(rows) + "\n"
+
+
+def test_checklist_command_prints_and_writes_the_pass_rate(tiny_checkpoint, tmp_path, capsys):
+    from adamotion.cli import main
+    from adamotion.eval.evaluate import parse_checkpoint_spec
+
+    assert parse_checkpoint_spec("Base=some/dir:vanilla") == ("Base", Path("some/dir"), "vanilla")
+    assert parse_checkpoint_spec("some/adaqf") == ("adaqf", Path("some/adaqf"), "ada")
+    spec = f"tiny baseline={tiny_checkpoint / 'baseline'}:vanilla"
+    assert main(["checklist", spec, "--steps", "2", "--sampler", "ddim", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    data = json.loads((tmp_path / "checklist.json").read_text())
+    assert data["prompts"] == len(CHECKLIST)
+    assert f"{data['passed']} of {len(CHECKLIST)} prompts carried out" in printed
+    assert "tiny baseline" in printed and "raw model output" in printed

@@ -1,8 +1,6 @@
 """``adamotion evaluate`` (generation metrics) — thin over :mod:`adamotion.eval.evaluate`."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from adamotion.motion.postprocess import POSTPROCESS_OPTIONS
 
 
@@ -78,13 +76,10 @@ def _evaluate(args) -> int:
 
 def _checklist(args) -> int:
     from adamotion.eval.checklist import format_checklist, run_checklist, write_checklist
+    from adamotion.eval.evaluate import parse_checkpoint_spec
     from adamotion.pipeline import MotionPipeline
 
-    name, _, path = args.checkpoint.rpartition("=")
-    encoder = "ada"
-    if path.endswith((":ada", ":vanilla")):
-        path, _, encoder = path.rpartition(":")
-    name = name or Path(path).name
+    name, path, encoder = parse_checkpoint_spec(args.checkpoint)
     pipeline = MotionPipeline.from_pretrained(path)
     rows = run_checklist(pipeline, seed=args.seed, steps=args.steps, encoder=encoder, sampler=args.sampler,
                          postprocess=args.postprocess)

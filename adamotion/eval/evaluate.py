@@ -231,6 +231,15 @@ def parse_data_spec(spec: str, default_split: str) -> tuple[Path, str]:
     return Path(spec), default_split
 
 
+def parse_checkpoint_spec(spec: str) -> tuple[str, Path, str]:
+    """``[NAME=]DIR[:ada|:vanilla]`` → (name, folder, encoder mode); the name defaults to the folder's."""
+    name, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
+    encoder = "ada"
+    if path.endswith((":ada", ":vanilla")):
+        path, _, encoder = path.rpartition(":")
+    return name or Path(path).name, Path(path), encoder
+
+
 def run_evaluation(checkpoints: list[str], data_root: str | Path | list, out_dir: str | Path, *,
                    evaluator_dir: str | None = None, t2m_dir: str | None = None, config: EvalConfig = EvalConfig(),
                    device: str = "cpu", title: str = "Text-to-motion evaluation") -> dict[str, Path]:
@@ -246,13 +255,10 @@ def run_evaluation(checkpoints: list[str], data_root: str | Path | list, out_dir
 
     targets, folders = [], []
     for spec in checkpoints:
-        name, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
-        encoder = "ada"
-        if path.endswith((":ada", ":vanilla")):
-            path, _, encoder = path.rpartition(":")
-        folders.append(Path(path))
+        name, path, encoder = parse_checkpoint_spec(spec)
+        folders.append(path)
         pipe = MotionPipeline.from_pretrained(path, device=device)
-        targets.append(EvalTarget(name=name or Path(path).name, pipeline=pipe, encoder=encoder,
+        targets.append(EvalTarget(name=name, pipeline=pipe, encoder=encoder,
                                   fingerprint=weights_fingerprint(path) if config.cache_dir else None))
     skeletons = {t.pipeline.skeleton.name for t in targets}
     if len(skeletons) != 1:
