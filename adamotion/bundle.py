@@ -37,6 +37,7 @@ BUNDLE_PARTS: dict[str, BundlePart] = {part.folder: part for part in (
     BundlePart("gallery", "retrieval gallery (procedural train/test motions, float16 features and captions)"),
     BundlePart("evaluator", "independent text–motion evaluator (T2M architecture, own seed; judges every table, "
                             "loaded by no training job) + real_motion.json (physical readings of real clips)"),
+    BundlePart("coverage", "known actions of the training corpus and the calibrated out-of-domain prompt threshold"),
 )}
 RETRIEVAL_PARTS = ("retrieval_vanilla", "retrieval_ada", "gallery")  # what the Retrieve tab needs
 

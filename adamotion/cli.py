@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "adamotion.eval.commands",
     "adamotion.retrieval_commands",
     "adamotion.gpu_recipe",
+    "adamotion.text.commands",
 ]
 
 

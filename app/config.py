@@ -8,6 +8,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "default"
+# Extra time of the very first start with the shipped checkpoint, when the retrieval embedding indexes are built
+# (`adamotion bench app`: first start 14.6 s − later start 5.5 s, checkpoints/default/bench.json).
+INDEX_BUILD_NOTE = "~9 s on 2 CPU cores"
 
 
 def _env(name: str, default=None):
@@ -29,9 +32,20 @@ class AppConfig:
     video_size: tuple[int, int] = (480, 360)  # each panel's width x height; 640x480 costs ~1.7x the render time
     concurrency: int = 2  # generate requests processed at once (2 CPU cores)
     max_queue: int = 32  # requests waiting beyond this are refused with a "busy" message
-    cleanup_after_s: int = 3600  # request folders older than this are removed on a schedule
+    cleanup_after_s: int = 3600  # request folders and Gradio's cached copies older than this are removed...
+    cleanup_every_s: int = 300  # ...every this many seconds
     share: bool = False
     extra: dict = field(default_factory=dict)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value} (0 would accept requests and never run them)")
+    return value
 
 
 def _video_size(text: str) -> tuple[int, int]:
@@ -57,11 +71,14 @@ def parse_args(argv: list[str] | None = None) -> AppConfig:
     parser.add_argument("--admin-token", default=_env("ADAMOTION_ADMIN_TOKEN"))
     parser.add_argument("--workdir", default=_env("ADAMOTION_WORKDIR"))
     parser.add_argument("--index-cache", default=_env("ADAMOTION_INDEX_CACHE"),
-                        help="folder of the retrieval embedding indexes (built once, ~20 s on CPU, then reused)")
+                        help=f"folder of the retrieval embedding indexes (built on the first start, {INDEX_BUILD_NOTE} "
+                             "with the shipped checkpoint, then reused)")
     parser.add_argument("--video-size", type=_video_size, default=_env("ADAMOTION_VIDEO_SIZE", "480x360"),
                         help="each panel's size as WIDTHxHEIGHT (default 480x360)")
-    parser.add_argument("--concurrency", type=int, default=str(_env("ADAMOTION_CONCURRENCY", 2)))
-    parser.add_argument("--max-queue", type=int, default=str(_env("ADAMOTION_MAX_QUEUE", 32)))
+    parser.add_argument("--concurrency", type=_positive_int, default=str(_env("ADAMOTION_CONCURRENCY", 2)),
+                        help="generate requests processed at once (at least 1; default 2)")
+    parser.add_argument("--max-queue", type=_positive_int, default=str(_env("ADAMOTION_MAX_QUEUE", 32)),
+                        help="requests that may wait; more are refused with 'Queue is full' (at least 1)")
     parser.add_argument("--share", action="store_true")
     args = parser.parse_args(argv)
     return AppConfig(

@@ -5,11 +5,11 @@ import gradio as gr
 
 from app.config import AppConfig
 from app.service import Studio
-from app.ui import build_demo
+from app.ui import APP_CSS, build_demo
 
 
 def create_app(config: AppConfig) -> gr.Blocks:
-    """The app, not yet launched; launch it with ``allowed_paths=demo.serve_paths``.
+    """The app, not yet launched; launch it with ``demo.launch(..., **demo.launch_options)``.
 
     A bad ``--study`` folder raises :class:`adamotion.study.store.StudyError` before any model is loaded.
     """
@@ -19,7 +19,7 @@ def create_app(config: AppConfig) -> gr.Blocks:
 
         study_store = StudyStore.open(config.study)
     studio = Studio(config)
-    demo = build_demo(studio, study_store=study_store)
+    demo = build_demo(studio, study_store=study_store, delete_cache=(config.cleanup_every_s, config.cleanup_after_s))
     demo.queue(max_size=config.max_queue, default_concurrency_limit=config.concurrency)
     demo.studio = studio  # for tests and benchmarks
     # Gradio serves only files under the working directory, the temp directory and launch(allowed_paths=...):
@@ -27,4 +27,5 @@ def create_app(config: AppConfig) -> gr.Blocks:
     demo.serve_paths = [str(studio.workspaces.root.resolve())]
     if study_store is not None:
         demo.serve_paths.append(str((study_store.folder / "videos").resolve()))
+    demo.launch_options = {"allowed_paths": demo.serve_paths, "css": APP_CSS}
     return demo

@@ -16,6 +16,7 @@ import numpy as np
 
 from adamotion.motion.postprocess import POSTPROCESS_OPTIONS
 from adamotion.motion.skeleton import Skeleton
+from adamotion.text.coverage import CoverageReport
 from adamotion.utils.serialization import CheckpointError
 from app.config import AppConfig
 from app.workspace import Workspaces
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 500
 MAX_SAMPLES = 4
+# Work one request may ask for: samples × length, per encoder ('auto' counts as the longest length). 20 s about
+# halves the worst request allowed before (4 × 9.8 s, mesh style: 24 s of CPU on 2 cores), so one user cannot
+# hold a worker for long.
+MAX_MOTION_SECONDS = 20.0
 
 
 class UserInputError(ValueError):
@@ -79,6 +84,17 @@ def parse_float(value, name: str, lo: float, hi: float) -> float:
     return number
 
 
+def check_work(num_samples: int, frames: int | None, skeleton: Skeleton) -> None:
+    """Refuse a request whose samples × length exceeds :data:`MAX_MOTION_SECONDS` ('auto' = the longest length)."""
+    seconds = (frames if frames is not None else skeleton.max_frames) / skeleton.fps
+    if num_samples * seconds > MAX_MOTION_SECONDS + 1e-9:
+        length = f"{seconds:g} s" if frames is not None else f"up to {seconds:g} s ('auto')"
+        most = max(1, int(MAX_MOTION_SECONDS // seconds))
+        raise UserInputError(
+            f"One request may render at most {MAX_MOTION_SECONDS:g} s of motion per encoder (samples × length); "
+            f"{num_samples} samples × {length} is more. Choose at most {most} sample(s) or a shorter length.")
+
+
 def parse_int(value, name: str, lo: int, hi: int) -> int:
     number = parse_float(value, name, lo, hi)
     if number != int(number):
@@ -107,6 +123,7 @@ class GenerateResult:
     adapted: EncoderResult
     vanilla: EncoderResult
     downloads: list[Path] = field(default_factory=list)
+    coverage: CoverageReport | None = None  # how close the prompt is to the training data (None: not known)
 
 
 def _license_line(meta) -> str:
@@ -136,9 +153,11 @@ class Studio:
         # The independent evaluator judges; the extractors the AdaQF generator trained against never do.
         self.evaluator = self._load_evaluator()
         self.real_motion = self._load_real_motion()
-        # Created only once the models loaded: a bad checkpoint leaves no temporary folder or sweeper behind.
-        self.workspaces = Workspaces(config.workdir, max_age_s=config.cleanup_after_s)
         self.gallery = self._load_gallery()
+        self.coverage = self._load_coverage()
+        # Created only once everything loaded: a bad checkpoint leaves no temporary folder or sweeper behind.
+        self.workspaces = Workspaces(config.workdir, max_age_s=config.cleanup_after_s,
+                                     sweep_every_s=config.cleanup_every_s)
         self._render_lock = threading.Lock()
         self.checkpoint_id = self.bundle.name
 
@@ -170,6 +189,21 @@ class Studio:
 
         cache_dir = self.config.index_cache or index_cache_dir(self.bundle.root)
         return self.bundle.retrieval_gallery(text_encoder=self.adapted.text_encoder, cache_dir=cache_dir)
+
+    def _load_coverage(self):
+        from adamotion.text.coverage import Coverage
+
+        if not self.bundle.has("coverage"):
+            log.warning("no coverage in %s: prompts are not checked against the training data (build it with "
+                        "`adamotion coverage build`)", self.bundle.root)
+            return None
+        return Coverage.from_pretrained(self.bundle.path("coverage"))
+
+    def check_coverage(self, prompt: str):
+        """Nearest known actions, the out-of-domain verdict and a language warning (None without coverage data)."""
+        if self.coverage is None:
+            return None
+        return self.coverage.check(self.adapted.text_encoder, prompt)
 
     @property
     def labels(self) -> tuple[str, str]:
@@ -245,6 +279,8 @@ class Studio:
             raise UserInputError(f"Render style must be 'skeleton' or 'mesh', got {style!r}.")
         if postprocess not in POSTPROCESS_OPTIONS:
             raise UserInputError(f"Clean-up must be one of {', '.join(POSTPROCESS_OPTIONS)}, got {postprocess!r}.")
+        check_work(num_samples, frames, self.skeleton)
+        coverage = self.check_coverage(prompt)
         out_dir = self.workspaces.new("generate")
 
         def report(fraction, desc):
@@ -276,7 +312,8 @@ class Studio:
         downloads = self._write_downloads(prompt, seed, guidance_scale, steps, ada, van, out_dir)
         report(1.0, "done")
         return GenerateResult(prompt=prompt, seed=seed, lengths=list(ada.lengths), side_by_side=side,
-                              adapted=adapted, vanilla=vanilla, downloads=[side, adapted.video, vanilla.video, *downloads])
+                              adapted=adapted, vanilla=vanilla, downloads=[side, adapted.video, vanilla.video, *downloads],
+                              coverage=coverage)
 
     def _encoder_result(self, prompt: str, output, label: str, video: Path) -> EncoderResult:
         sims, ranks = self.score(prompt, output.features)
@@ -394,7 +431,11 @@ class Studio:
         return self.gallery.motion_to_text(features, k=k)
 
     def thumbnail(self, motion_id: str) -> Path:
-        """A looping skeleton clip of a gallery motion, rendered once and cached."""
+        """A looping skeleton clip of a gallery motion, rendered once and cached.
+
+        No caption is burned in: at thumbnail size a long caption would cover a third of the picture; the
+        caption is in the ranking table and the video's label instead.
+        """
         cache = self.workspaces.root / "thumbnails"
         cache.mkdir(exist_ok=True)
         path = cache / f"{motion_id}.mp4"
@@ -403,6 +444,6 @@ class Studio:
 
             with self._render_lock:
                 if not path.exists():
-                    render_video(self.gallery.joints_of(motion_id), path, fps=self.skeleton.fps,
-                                 size=(320, 240), title=self.gallery.caption_of(motion_id), skeleton=self.skeleton)
+                    render_video(self.gallery.joints_of(motion_id), path, fps=self.skeleton.fps, size=(320, 240),
+                                 skeleton=self.skeleton)
         return path

@@ -185,7 +185,7 @@ def serve(checkpoint: Path, workdir: Path):
     port = free_port()
     demo = create_app(AppConfig(checkpoint=checkpoint, workdir=workdir, port=port))
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                allowed_paths=getattr(demo, "serve_paths", None))
+                **demo.launch_options)
     return demo
 
 

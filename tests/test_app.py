@@ -68,7 +68,7 @@ def server(tiny_checkpoint, study_dir, tmp_path_factory):
                            admin_token=ADMIN_TOKEN)
         demo = create_app(config)
         demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                    show_error=True, allowed_paths=demo.serve_paths)
+                    show_error=True, **demo.launch_options)
         try:
             yield demo
         finally:
@@ -88,7 +88,7 @@ def client(server, tmp_path):
 
 def generate(client: Client, prompt: str = "a person walks forward and waves", *, length=str(SECONDS), seed=0,
              guidance=2.5, steps=STEPS, samples=1, style="skeleton"):
-    """/generate → (side_by_side, adapted_video, vanilla_video, adapted_scores, vanilla_scores, downloads)."""
+    """/generate → (side_by_side, adapted_video, vanilla_video, adapted_scores, vanilla_scores, downloads, coverage)."""
     return client.predict(prompt=prompt, length=length, seed=seed, guidance=guidance, steps=steps, samples=samples,
                           style=style, api_name="/generate")
 
@@ -137,7 +137,7 @@ def test_generate_gives_playable_videos_scores_and_downloads(client):
     from adamotion.io.export import load_bundle
 
     frames = SECONDS * FPS
-    side, adapted, vanilla, ada_md, van_md, files = generate(client, seed=3)
+    side, adapted, vanilla, ada_md, van_md, files, coverage = generate(client, seed=3)
 
     ada_info = assert_playable(video_path(adapted), frames)
     van_info = assert_playable(video_path(vanilla), frames)
@@ -145,6 +145,8 @@ def test_generate_gives_playable_videos_scores_and_downloads(client):
     assert side_info.width == ada_info.width + van_info.width and side_info.height == ada_info.height
     assert (ada_info.width, ada_info.height) == AppConfig().video_size  # the app's panel size reaches the renderer
     assert "AdaQF" in ada_md and "vanilla" in van_md
+    assert "R-precision rank (of 32)*: the prompt's place" in ada_md  # the one-line help under the table
+    assert "Nearest known actions" in coverage and "outside what the model was trained on" not in coverage
     for md in (ada_md, van_md):
         (row,) = table_rows(md)
         assert -1.0 <= float(row[1]) <= 1.0 and 1 <= int(row[2]) <= 32  # evaluator cosine, R-precision rank
@@ -242,8 +244,10 @@ def test_eight_concurrent_generations_all_finish_with_their_own_files(server, tm
     "человек идёт вперёд и машет рукой",  # Russian
 ], ids=["emoji+words", "chinese", "russian"])
 def test_non_latin_and_mixed_emoji_prompts_generate(client, prompt):
-    side, adapted, vanilla, *_ = generate(client, prompt, steps=2)
+    side, adapted, vanilla, *_, coverage = generate(client, prompt, steps=2)
     assert_playable(video_path(adapted), SECONDS * FPS)
+    english = prompt.startswith("a person")
+    assert ("Prompts should be in English" in coverage) != english, coverage
 
 
 def test_mesh_style_renders_a_body(client):
@@ -262,19 +266,29 @@ BAD_INPUTS = [
     ("length abc", dict(length="abc"), r"Length must be a number of seconds or 'auto'"),
     ("seed abc", dict(seed="abc"), "Seed must be a whole number"),
     ("negative seed", dict(seed="-5"), "Seed must be between 0 and"),
-    ("steps 0", dict(steps=0), "less than minimum value 1"),
-    ("unknown style", dict(style="cartoon"), "cartoon"),
+    ("steps 0", dict(steps=0), "less than minimum value 1"),  # refused by Gradio's own slider check
+    ("unknown style", dict(style="cartoon"), "cartoon"),  # refused by Gradio's own radio check
+    ("4 x 9.8 s", dict(samples=4, length="9.8"), r"at most 20 s of motion per encoder .* at most 2 sample"),
+    ("3 x auto", dict(samples=3, length="auto"), r"3 samples × up to 9.8 s \('auto'\) is more"),
 ]
 
 
 @pytest.mark.parametrize("kwargs,message", [b[1:] for b in BAD_INPUTS], ids=[b[0] for b in BAD_INPUTS])
-def test_bad_generate_inputs_give_a_clear_message(client, kwargs, message):
+def test_bad_generate_inputs_give_a_clear_message(client, kwargs, message, capfd, caplog):
+    import logging
+
+    capfd.readouterr()
     call = {"prompt": "a person walks forward", **kwargs}
-    with pytest.raises(AppError, match=message) as caught:
+    with caplog.at_level(logging.INFO, logger="app.ui"), pytest.raises(AppError, match=message) as caught:
         generate(client, call.pop("prompt"), **call)
     assert "Traceback" not in str(caught.value) and "went wrong" not in str(caught.value)
+    server_log = capfd.readouterr()
+    if "steps" not in kwargs and "style" not in kwargs:  # Gradio's own component checks print their traceback
+        assert "Traceback" not in server_log.err + server_log.out  # a refused input is not a server fault
+        refused = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused")]
+        assert len(refused) == 1 and "\n" not in refused[0], refused
     # the server keeps answering, in the same session
-    van_md, _, ada_md, _ = client.predict("a person jumps", 1, True, api_name="/retrieve")
+    ada_md, _, van_md, _ = client.predict("a person jumps", 1, True, api_name="/retrieve")
     assert len(table_rows(van_md)) == len(table_rows(ada_md)) == 1
 
 
@@ -282,7 +296,7 @@ def test_bad_generate_inputs_give_a_clear_message(client, kwargs, message):
 def test_retrieval_ranks_test_motions_with_both_encoders(client, server):
     gallery = server.studio.gallery
     k = 3
-    van_md, van_top, ada_md, ada_top = client.predict("a person jumps", k, True, api_name="/retrieve")
+    ada_md, ada_top, van_md, van_top = client.predict("a person jumps", k, True, api_name="/retrieve")
     for md, label in ((van_md, "vanilla"), (ada_md, "AdaQF")):
         assert label in md
         rows = table_rows(md)
@@ -298,15 +312,28 @@ def test_retrieval_ranks_test_motions_with_both_encoders(client, server):
     assert len(table_rows(every[0])) == len(table_rows(every[2])) == min(10, len(gallery.motion_ids()))
 
 
+def test_retrieval_thumbnails_are_not_covered_by_their_caption(server):
+    """A long caption is not burned into the 320x240 thumbnail: the picture is the bare motion."""
+    from renderers.skeleton import render_frames
+    from renderers.video import iter_video_frames
+
+    studio = server.studio
+    motion_id = max(studio.gallery.motion_ids(), key=lambda i: len(studio.gallery.caption_of(i)))
+    first = next(iter_video_frames(studio.thumbnail(motion_id))).astype(float)  # (H, W, 3)
+    bare = next(iter(render_frames(studio.gallery.joints_of(motion_id), size=(320, 240)))).astype(float)
+    assert first.shape == bare.shape == (240, 320, 3)
+    assert np.abs(first - bare).mean() < 3.0  # codec noise only; a text band would shift the whole figure
+
+
 def test_motion_to_text_for_a_gallery_motion_and_the_last_generated_one(client, server):
     motion_id = server.studio.gallery.motion_ids(split="test")[0]
-    van_md, ada_md = client.predict(motion_id, False, 4, api_name="/motion_to_text")
+    ada_md, van_md = client.predict(motion_id, False, 4, api_name="/motion_to_text")
     assert len(table_rows(van_md)) == len(table_rows(ada_md)) == 4
 
     with pytest.raises(AppError, match="Generate a motion first"):
         client.predict(motion_id, True, 4, api_name="/motion_to_text")
     generate(client, "a person kicks with the right leg", steps=2)
-    van_md, ada_md = client.predict(None, True, 2, api_name="/motion_to_text")  # this session's last motion
+    ada_md, van_md = client.predict(None, True, 2, api_name="/motion_to_text")  # this session's last motion
     assert len(table_rows(van_md)) == len(table_rows(ada_md)) == 2
     with pytest.raises(AppError, match="Pick a gallery motion"):
         client.predict(None, False, 2, api_name="/motion_to_text")
@@ -333,11 +360,22 @@ def test_a_participant_runs_the_whole_study_and_export_reads_the_answers(server,
     assert len(shown) == 2  # adaqf and baseline, as A and B
     for video in shown:
         assert_playable(video, SECONDS * FPS)
+        # blinding: nothing in the served file name tells the methods apart
+        assert not re.search(r"(^|[-_])m\d($|[-_.])", video.stem) and not {"adaqf", "baseline"} & set(
+            re.split(r"[-_.]", video.stem)), video.name
 
     with pytest.raises(AppError, match="Please rank every video"):
         client.predict("1", None, None, None, "1", "2", None, None, api_name="/study_submit")
     with pytest.raises(AppError, match="exactly once"):
         client.predict("1", "1", None, None, "1", "2", None, None, api_name="/study_submit")
+    # a valid realism ranking with an invalid alignment ranking stores nothing (not even the realism half)
+    with pytest.raises(AppError, match="exactly once"):
+        client.predict("1", "2", None, None, "1", "1", None, None, api_name="/study_submit")
+    half = StudyStore.open(study_dir)
+    try:
+        assert half.answers(pid) == {}
+    finally:
+        half.close()
     trials = 0
     while not progress.startswith("**Finished"):
         trials += 1
@@ -387,14 +425,58 @@ def test_study_refuses_unknown_or_tampered_participant_ids(server, tmp_path):
     assert client.predict(pid, api_name="/study_resume")[1].startswith("Trial 1 of")  # the real one still works
 
 
-def test_study_results_need_the_admin_token(server, client):
-    for wrong in ("wrong", "", "secret "):
+def test_study_results_need_the_admin_token_and_leave_no_file_behind(server, client):
+    import base64
+
+    gate = server.admin_gate
+    gate.failures = 0
+    for count, wrong in enumerate(("wrong", "", "secret "), start=1):
         with pytest.raises(AppError, match="Wrong admin token"):
             client.predict(wrong, api_name="/study_results")
-    table, plot, files = client.predict(ADMIN_TOKEN, api_name="/study_results")
+        assert gate.failures == count  # every wrong token in a row lengthens the wait before the next check
+    assert gate.delay_s() == 4 * gate.base_delay_s  # 0.25 s, 0.5 s, then 1 s before the next check
+    import tempfile
+
+    cache = Path(os.environ["GRADIO_TEMP_DIR"])
+    before = {p for p in cache.rglob("*") if p.is_file()}
+    exports_before = set(Path(tempfile.gettempdir()).glob("study-export-*"))
+    table, plot, links = client.predict(ADMIN_TOKEN, api_name="/study_results")
+    assert gate.failures == 0 and gate.delay_s() == 0  # the right token resets the back-off
     assert "adaqf" in table and "baseline" in table
-    assert Path(plot).suffix == ".png" and Path(plot).stat().st_size > 0
-    assert {"responses.csv", "responses.json", "summary.json", "mean_rank.png"} <= {Path(f).name for f in files}
+    assert plot and "mean_rank.png" not in json.dumps(plot)  # the plot travels inline, not as a served file
+    exported = dict(re.findall(r'download="([^"]+)" href="data:[^;]+;base64,([^"]+)"', links))
+    assert set(exported) == {"responses.csv", "responses.json", "summary.json", "mean_rank.png"}
+    assert base64.b64decode(exported["responses.csv"]).decode().startswith("participant_id,trial_id,prompt")
+    assert base64.b64decode(exported["mean_rank.png"])[:8] == b"\x89PNG\r\n\x1a\n"
+    # nothing of the export was copied where Gradio serves files by URL, and no temporary export is left
+    new = {p for p in cache.rglob("*") if p.is_file()} - before
+    assert not [p for p in new if p.name.startswith(("responses", "summary", "mean_rank"))], sorted(new)
+    assert set(Path(tempfile.gettempdir()).glob("study-export-*")) == exports_before
+
+
+def test_admin_gate_backs_off_on_wrong_tokens():
+    from app.study_tab import AdminGate
+
+    waits = []
+    gate = AdminGate("tok", base_delay_s=0.5, max_delay_s=2.0, sleep=waits.append)
+    assert [gate.check(t) for t in ("a", "b", None, "c", "d")] == [False] * 5
+    assert waits == [0.5, 1.0, 2.0, 2.0]  # none before the first try, then doubling up to the cap
+    assert gate.check("tok") and waits[-1] == 2.0 and gate.failures == 0
+    assert gate.check("tok") and len(waits) == 5  # no wait after a success
+
+
+def test_gradio_file_routes_refuse_private_files(server, study_dir, tiny_checkpoint):
+    import urllib.error
+    import urllib.request
+
+    for private in (Path("/etc/passwd"), study_dir / "responses.sqlite", study_dir / "secret.key",
+                    study_dir / "manifest.json", tiny_checkpoint / "adaqf" / "denoiser" / "model.safetensors",
+                    REPO / "app" / "service.py"):
+        assert private.exists(), private
+        url = f"{server.local_url}gradio_api/file={private}"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=30)
+        assert refused.value.code in (403, 404), (private, refused.value.code)
 
 
 def test_a_non_study_folder_fails_at_start_up(tiny_checkpoint, tmp_path):
@@ -416,6 +498,163 @@ def test_a_missing_checkpoint_fails_at_start_up_with_one_line(tmp_path):
                            "--port", str(free_port())], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert "nowhere" in proc.stderr and "not found" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+
+
+def _run_main(argv, monkeypatch, *, forbid_loading=False) -> str:
+    """``python -m app`` in-process; returns its one-line exit message."""
+    import app.__main__ as entry
+    import app.server
+
+    if forbid_loading:
+        monkeypatch.setattr(app.server, "create_app", lambda config: pytest.fail("models loaded before the check"))
+    with pytest.raises(SystemExit) as stopped:
+        entry.main(argv)
+    return str(stopped.value.code)
+
+
+def test_a_busy_port_is_refused_before_any_model_loads(tiny_checkpoint, monkeypatch):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        message = _run_main(["--checkpoint", str(tiny_checkpoint), "--port", str(port)], monkeypatch,
+                            forbid_loading=True)
+    assert f"port {port} on 127.0.0.1 is not available" in message and "--port" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("flag", ["--concurrency", "--max-queue"])
+def test_zero_concurrency_or_queue_is_refused(flag, capsys):
+    with pytest.raises(SystemExit):
+        parse_args([flag, "0"])
+    err = capsys.readouterr().err
+    assert f"{flag}: must be at least 1, got 0" in err and "Traceback" not in err
+
+
+def test_a_truncated_gallery_fails_at_start_up_with_one_line(tiny_checkpoint, tmp_path, monkeypatch):
+    broken = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, broken)
+    features = broken / "gallery" / "features.safetensors"
+    features.write_bytes(features.read_bytes()[: features.stat().st_size // 2])
+    message = _run_main(["--checkpoint", str(broken), "--port", str(free_port()),
+                         "--workdir", str(tmp_path / "w")], monkeypatch)
+    assert str(features) in message and "truncated" in message and "rebuild it with" in message, message
+    assert "\n" not in message and "Traceback" not in message
+
+
+def test_gradio_cached_outputs_expire_like_request_folders(server, client):
+    config = server.studio.config
+    assert server.delete_cache == (config.cleanup_every_s, config.cleanup_after_s)
+    assert server.studio.workspaces.max_age_s == config.cleanup_after_s
+    generate(client, "a person jumps in place", steps=2)
+    cache = Path(os.environ["GRADIO_TEMP_DIR"])
+    cached = {str(p) for p in cache.rglob("*.mp4")}
+    tracked = set().union(*server.temp_file_sets)
+    assert cached and cached <= tracked  # every cached copy is one Gradio's delete_cache sweep will remove
+
+
+def _components(demo) -> list[dict]:
+    """Components of the served page in layout order (depth-first through rows, columns and tabs)."""
+    by_id = {c["id"]: c for c in demo.config["components"]}
+    ordered = []
+
+    def walk(node):
+        if node["id"] in by_id:
+            ordered.append(by_id[node["id"]])
+        for child in node.get("children", []):
+            walk(child)
+
+    walk(demo.config["layout"])
+    return ordered
+
+
+def _by_elem_id(demo, elem_id: str) -> dict:
+    (found,) = [c for c in demo.config["components"] if c["props"].get("elem_id") == elem_id]
+    return found
+
+
+def test_first_use_layout(server):
+    import unicodedata
+
+    from app.ui import APP_CSS
+    from renderers.skeleton import SkeletonStyle
+
+    order = [c["props"].get("elem_id") for c in _components(server)]
+    # Retrieve tab: adapted left (first), vanilla right, as in the header and the Generate tab
+    assert order.index("ranking-adapted") < order.index("ranking-vanilla")
+    assert order.index("thumb-adapted") < order.index("thumb-vanilla")
+    assert order.index("video-adapted") < order.index("video-vanilla")
+    dice = _by_elem_id(server, "random-seed")["props"]["value"]
+    assert dice and all(unicodedata.category(ch).startswith(("L", "Z")) for ch in dice), dice  # no emoji glyph
+    for elem_id in ("video-adapted", "video-vanilla", "side-by-side"):  # no label chip over the burned-in title
+        assert _by_elem_id(server, elem_id)["props"]["show_label"] is False
+    infos = {str(c["props"].get("label")).split(" (")[0]: c["props"].get("info") for c in server.config["components"]}
+    for label, words in [("Guidance scale", "follow the text"), ("Sampling steps", "faster"),
+                         ("Test split only", "held-out test motions"), ("Samples", "at most 20 s of motion")]:
+        assert infos.get(label) and words in infos[label], (label, infos.get(label))
+    assert "white-space: nowrap" in APP_CSS and ".ranking" in APP_CSS
+    assert "ranking" in _by_elem_id(server, "ranking-adapted")["props"]["elem_classes"]
+    legend = [c["props"]["value"] for c in server.config["components"]
+              if "skeleton-legend" in str(c["props"].get("value"))]
+    style = SkeletonStyle()
+    assert legend and "#{:02x}{:02x}{:02x}".format(*style.left_color) in legend[0]
+    assert "#{:02x}{:02x}{:02x}".format(*style.right_color) in legend[0] and "figure's <b>right</b>" in legend[0]
+    (dropdown,) = [c for c in server.config["components"] if c["props"].get("label") == "Gallery motion"]
+    gallery = server.studio.gallery
+    for caption_text, value in dropdown["props"]["choices"][:5]:
+        assert caption_text.startswith(gallery.caption_of(value)) and value in gallery.motion_ids()
+    known = [c["props"]["value"] for c in server.config["components"]
+             if "actions (and sequences" in str(c["props"].get("value"))]
+    assert known and all(f"**{name}**" in known[0] for name in server.studio.coverage.actions)
+
+
+def test_api_names_every_output_and_exposes_one_endpoint_per_action(client):
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    expected = {"/generate", "/retrieve", "/motion_to_text", "/study_start", "/study_resume", "/study_submit",
+                "/study_results"}
+    assert set(api) == expected, sorted(api)
+    for name, endpoint in api.items():
+        labels = [r["label"] for r in endpoint["returns"]]
+        assert all(label and not re.fullmatch(r"value_\d+", label) for label in labels), (name, labels)
+        assert f"`{name}`" in readme, f"README does not document {name}"
+    assert [r["label"] for r in api["/generate"]["returns"]][-1] == "Coverage"
+
+
+def test_coverage_knows_the_training_actions_and_flags_the_rest(server, tiny_corpus):
+    from adamotion.data.humanml3d import load_split_ids, read_captions
+    from adamotion.text.coverage import language_warning
+
+    studio = server.studio
+    motions = json.loads((tiny_corpus / "corpus.json").read_text())["motions"]
+    train = [i for i in load_split_ids(tiny_corpus, "train") if not i.startswith("M")]
+    single = {i: motions[i]["actions"][0]["family"] for i in train if len({a["family"] for a in motions[i]["actions"]}) == 1}
+    # the known actions are read from the corpus the checkpoint was trained on, not from a list in the code
+    assert set(studio.coverage.actions) == {f.replace("_", " ") for f in single.values()}
+    motion_id, family = next(iter(single.items()))
+    caption = read_captions(tiny_corpus / "texts" / f"{motion_id}.txt")[0]["caption"]
+    report = studio.check_coverage(caption)
+    assert report.in_domain and report.best > 0.99 and report.nearest[0][0] == family.replace("_", " ")
+    assert report.language_warning is None
+    for outside in ("a chef chops onions in a kitchen", "a man plays the cello"):
+        report = studio.check_coverage(outside)
+        assert not report.in_domain and report.best < report.threshold, report
+    calibration = studio.coverage.config["calibration"]
+    # 95% of the held-out captions pass, up to one caption of rounding on the tiny test split
+    assert calibration["in_domain_passed"] >= 0.95 - 1 / calibration["in_domain_n"]
+    assert calibration["threshold"] == studio.coverage.threshold
+    for text, warned in [("一个人向前走然后挥手", True), ("شخص يمشي إلى الأمام", True),
+                         ("una persona camina hacia adelante y saluda", True),
+                         ("a person walks forward and waves", False), ("someone jumps", False)]:
+        assert (language_warning(text) is not None) == warned, text
+
+
+def test_shipped_coverage_threshold_is_documented(tmp_path):
+    config = json.loads((DEFAULT_CHECKPOINT / "coverage" / "config.json").read_text())
+    calibration = config["calibration"]
+    assert config["threshold"] == calibration["threshold"] and calibration["in_domain_n"] >= 500
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert f"{config['threshold']:.2f}" in readme and f"{calibration['out_of_domain_flagged']:.1%}" in readme
 
 
 def test_about_tab_names_both_encoders_and_the_checkpoint(server):

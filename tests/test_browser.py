@@ -1,4 +1,5 @@
-"""The app in a real headless Chromium: type a prompt, click Generate, both videos become playable.
+"""The app in a real headless Chromium: type a prompt, click Generate, both videos become playable; what a
+newcomer sees is checked on the rendered page (coverage line, colour legend, Retrieve tab order, table headers).
 
 Browser plumbing (flags, waits, screenshot) lives in scripts/screenshot.py and is shared with it.
 ``ADAMOTION_UPDATE_SCREENSHOT=1`` also copies the screenshot to assets/screenshot.png.
@@ -59,6 +60,7 @@ def test_generate_in_a_real_browser_plays_both_videos(tiny_checkpoint, tmp_path,
                 assert video["width"] > 0 and video["height"] > 0, (video_id, video)
                 assert "/gradio_api/file=" in video["src"], video  # served by the app itself
             png = shot.save_page_screenshot(driver, tmp_path / "screenshot.png")
+            first_use = _first_use_checks(driver)
             severe = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         finally:
             driver.quit()
@@ -66,6 +68,47 @@ def test_generate_in_a_real_browser_plays_both_videos(tiny_checkpoint, tmp_path,
         demo.close()
         demo.studio.workspaces.close()
     assert png.stat().st_size > 10_000
+    assert "Nearest known actions" in first_use["coverage"], first_use
+    assert "figure's left" in first_use["legend"] and first_use["legend_visible"], first_use
+    assert first_use["dice"] == "Random", first_use
+    assert first_use["video_label_chips"] == 0, first_use  # nothing drawn over the burned-in prompt
+    # Retrieve tab: adapted on the left, as in the header and the Generate tab; "score" on one line
+    assert first_use["adapted_x"] < first_use["vanilla_x"], first_use
+    assert "AdaQF" in first_use["adapted_text"] and "vanilla" in first_use["vanilla_text"], first_use
+    assert first_use["score_header_lines"] == 1, first_use
     assert not [m for m in severe if "favicon" not in m], severe
     if os.environ.get("ADAMOTION_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(png, REPO / "assets" / "screenshot.png")
+
+
+def _first_use_checks(driver) -> dict:
+    """Read what a first-time user sees: Generate tab texts, then the Retrieve tab after one search."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    seen = driver.execute_script(
+        "const legend = document.querySelector('#skeleton-legend');"
+        "return {coverage: (document.querySelector('#coverage') || {}).innerText || '',"
+        "        legend: legend ? legend.innerText : '', legend_visible: !!(legend && legend.offsetHeight > 0),"
+        "        dice: document.querySelector('#random-seed').innerText.trim(),"
+        "        video_label_chips: document.querySelectorAll("
+        "          '#video-adapted [data-testid=block-label], #video-vanilla [data-testid=block-label],"
+        "           #side-by-side [data-testid=block-label]').length};")
+    (tab,) = [b for b in driver.find_elements(By.CSS_SELECTOR, "button[role=tab]") if b.text.strip() == "Retrieve"]
+    tab.click()
+    search = WebDriverWait(driver, 30).until(EC.element_to_be_clickable(
+        (By.XPATH, "//button[normalize-space()='Search motions']")))
+    search.click()
+    WebDriverWait(driver, 120).until(lambda d: d.execute_script(
+        "return !!document.querySelector('#ranking-adapted table') && !!document.querySelector('#ranking-vanilla table');"))
+    seen.update(driver.execute_script(
+        "const a = document.querySelector('#ranking-adapted'), v = document.querySelector('#ranking-vanilla');"
+        "const th = Array.from(a.querySelectorAll('th')).find(h => h.innerText.trim() === 'score');"
+        "const style = getComputedStyle(th);"
+        "const line = parseFloat(style.lineHeight) || 1.2 * parseFloat(style.fontSize);"
+        "const content = th.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);"
+        "return {adapted_x: a.getBoundingClientRect().left, vanilla_x: v.getBoundingClientRect().left,"
+        "        adapted_text: a.innerText, vanilla_text: v.innerText,"
+        "        score_header_lines: Math.round(content / line)};"))
+    return seen

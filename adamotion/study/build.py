@@ -73,7 +73,9 @@ def build_study(prompts: list[str], methods: list[str], out: str | Path, *, seed
                     frames = None if seconds is None else int(round(seconds * pipe.skeleton.fps))
                     output = pipe([prompt], lengths=frames, seed=seed + t, steps=steps, sampler=sampler,
                                   guidance_scale=guidance_scale, encoder=encoder)
-                    rel = f"videos/{trial_id}-{entry['key']}.mp4"
+                    # Opaque random name: nothing in a file name or URL tells the methods apart (blinding);
+                    # which method made which file is known only from the manifest, on the server.
+                    rel = f"videos/{secrets.token_hex(8)}.mp4"
                     render_video(output.joints[0], tmp / rel, fps=pipe.skeleton.fps, title=prompt, skeleton=pipe.skeleton)
                     videos[entry["key"]] = rel
                     bar.update()

@@ -56,7 +56,8 @@ def export_results(store: StudyStore, out_dir: str | Path) -> dict[str, Path]:
     return paths
 
 
-def plot_summary(summary: dict, path: Path) -> Path:
+def summary_figure(summary: dict):
+    """A matplotlib figure: mean rank ± 95% CI per method, one panel per criterion (caller closes it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,6 +73,13 @@ def plot_summary(summary: dict, path: Path) -> Path:
         ax.set_ylabel("mean rank ± 95% CI")
         ax.tick_params(axis="x", rotation=20)
     fig.tight_layout()
+    return fig
+
+
+def plot_summary(summary: dict, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig = summary_figure(summary)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)

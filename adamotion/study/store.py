@@ -3,12 +3,13 @@
 Layout of a study folder (made by :func:`adamotion.study.build.build_study`)::
 
     manifest.json        study id, consent text, methods (hidden from participants), trials with video paths
-    videos/*.mp4         one rendered video per (trial, method)
+    videos/*.mp4         one rendered video per (trial, method), under an opaque random name (blinding)
     secret.key           signs participant ids so that a tampered id is refused
-    responses.sqlite     answers (WAL journal; one transaction per answer)
+    responses.sqlite     answers (WAL journal; one transaction per trial answer)
 
-Participants see videos labelled A, B, C… in a per-participant, counter-balanced order. Each answer ranks the
-videos for one criterion; answering the same trial and criterion again is a no-op (idempotent: first answer wins).
+Participants see videos labelled A, B, C… in a per-participant, counter-balanced order. A trial's answer ranks
+the videos for every criterion; it is validated whole and written in one transaction, so it is stored whole or
+not at all. Answering the same trial again is a no-op (idempotent: first answer wins).
 """
 from __future__ import annotations
 
@@ -203,39 +204,53 @@ class StudyStore:
         return None
 
     # ------------------------------------------------------------------ answers
-    def submit(self, participant_id: str, trial_id: str, criterion: str, ranks_by_label: dict[str, int]) -> bool:
-        """Store one ranking. ``ranks_by_label`` maps shown labels ("A", "B", …) to ranks 1..N.
+    def submit_trial(self, participant_id: str, trial_id: str, ranks: dict[str, dict[str, int]]) -> bool:
+        """Store one trial's answer: ``ranks`` maps every criterion to {shown label ("A", "B", …): rank 1..N}.
 
-        Returns True when stored, False when this answer already existed (idempotent). One transaction per answer.
+        Every criterion is validated before anything is written, then all are written in one transaction:
+        a trial is stored whole or not at all. Returns True when stored, False when this trial was already
+        answered (idempotent: the first answer wins).
         """
-        if criterion not in CRITERIA:
-            raise StudyError(f"Unknown criterion {criterion!r}; expected one of {CRITERIA}.")
         trial = self._trial_by_id.get(trial_id)
         if trial is None:
             raise StudyError(f"Unknown trial {trial_id!r} in study {self.study_id}.")
+        unknown = sorted(set(ranks) - set(CRITERIA)) if isinstance(ranks, dict) else ["(not a mapping)"]
+        if unknown:
+            raise StudyError(f"Unknown criterion {unknown[0]!r}; expected {', '.join(CRITERIA)}.")
+        missing = [c for c in CRITERIA if c not in ranks]
+        if missing:
+            raise StudyError(f"Please rank every video for {missing[0]}.")
         keys = {t.trial_id: k for t, k in self.order_for(participant_id)}[trial_id]  # shown order; validates the id
-        labels = [chr(ord("A") + i) for i in range(len(keys))]
-        try:
-            ranks = {label: int(ranks_by_label[label]) for label in labels}
-        except (KeyError, TypeError, ValueError):
-            raise StudyError(f"Give every video ({', '.join(labels)}) a rank from 1 to {len(labels)}.") from None
-        if sorted(ranks.values()) != list(range(1, len(labels) + 1)):
-            raise StudyError(f"Each rank 1–{len(labels)} must be used exactly once (got {ranks}).")
-        ranking = [keys[labels.index(label)] for label in sorted(labels, key=lambda lab: ranks[lab])]  # best first
+        rankings = {criterion: self._ranking(keys, criterion, ranks[criterion]) for criterion in CRITERIA}
+        now = time.time()
         db = self._connect()
         db.execute("BEGIN IMMEDIATE")
         try:
-            cursor = db.execute(
-                "INSERT INTO responses VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (participant_id, trial_id, criterion, json.dumps(ranking), time.time()))
+            stored = 0
+            for criterion, ranking in rankings.items():
+                stored += db.execute(
+                    "INSERT INTO responses VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (participant_id, trial_id, criterion, json.dumps(ranking), now)).rowcount
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        stored = cursor.rowcount == 1
         if stored and self._sync is not None:
             self._sync.notify()
-        return stored
+        return stored > 0
+
+    @staticmethod
+    def _ranking(keys: list[str], criterion: str, ranks_by_label) -> list[str]:
+        """Validated ranks for one criterion → method keys, best first."""
+        labels = [chr(ord("A") + i) for i in range(len(keys))]
+        try:
+            ranks = {label: int(ranks_by_label[label]) for label in labels}
+        except (KeyError, TypeError, ValueError):
+            raise StudyError(f"Please rank every video ({', '.join(labels)}) for {criterion} "
+                             f"with a rank from 1 to {len(labels)}.") from None
+        if sorted(ranks.values()) != list(range(1, len(labels) + 1)):
+            raise StudyError(f"For {criterion}, each rank 1–{len(labels)} must be used exactly once (got {ranks}).")
+        return [keys[labels.index(label)] for label in sorted(labels, key=lambda lab: ranks[lab])]
 
     def all_responses(self) -> list[dict]:
         rows = self._connect().execute(

@@ -63,6 +63,16 @@ class GalleryConfig:
 
 
 @dataclass
+class CoverageConfig:
+    """``<out>/coverage``: the known actions and the calibrated out-of-domain threshold the demo warns with."""
+
+    enabled: bool = True  # write it (needs adaqf/text_encoder)
+    per_action: int = 40  # example training captions kept per known action
+    max_false_warnings: float = 0.05  # share of held-out test captions allowed below the threshold
+    out_of_domain: str = "configs/coverage_out_of_domain.txt"  # calibration prompts (relative to the repository)
+
+
+@dataclass
 class TrainAllConfig:
     """``configs/default.json``: every hyper-parameter of ``adamotion train all``."""
 
@@ -77,6 +87,7 @@ class TrainAllConfig:
     retrieval_pipeline: str = "adaqf"  # the method whose text encoder (adapters on / off) retrieval uses
     gallery: GalleryConfig = field(default_factory=GalleryConfig)  # demo retrieval gallery
     evaluator: EvaluatorTrainConfig = field(default_factory=EvaluatorTrainConfig)  # the independent evaluator
+    coverage: CoverageConfig = field(default_factory=CoverageConfig)  # demo's "outside the training data" warning
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "TrainAllConfig":
@@ -224,7 +235,25 @@ def train_all(config_path, out_dir, *, data_root=None, force: bool = False, devi
     run_stage("evaluator", folder, {"data": str(root), "config": config_to_dict(cfg.evaluator)},
               lambda: train_evaluator(root, folder, cfg.evaluator))
 
+    if cfg.coverage.enabled and (out_dir / "adaqf" / "text_encoder").is_dir():
+        folder = out_dir / "coverage"
+        inputs = {"data": str(root), "coverage": config_to_dict(cfg.coverage),
+                  "adaqf": summary["stages"].get("adaqf", {}).get("fingerprint")}
+        run_stage("coverage", folder, inputs, lambda: _write_coverage(root, out_dir, folder, cfg.coverage, cfg.data.seed))
+
     return _write_summary(summary, summary_path, started, out_dir, finished=True)
+
+
+def _write_coverage(root: Path, out_dir: Path, folder: Path, config: CoverageConfig, seed: int) -> None:
+    from adamotion.text.coverage import write_coverage
+
+    ood = Path(config.out_of_domain)
+    if not ood.is_absolute():
+        ood = Path(__file__).resolve().parents[2] / ood
+    _, record = write_coverage(root, out_dir, ood, out_dir=folder, per_action=config.per_action, seed=seed,
+                               max_false_warnings=config.max_false_warnings)
+    logger.info("coverage threshold %.3f: %.0f%% of held-out captions pass, %.0f%% of out-of-domain prompts flagged",
+                record["threshold"], 100 * record["in_domain_passed"], 100 * record["out_of_domain_flagged"])
 
 
 def _write_gallery(root: Path, folder: Path, config: GalleryConfig, seed: int) -> None:
