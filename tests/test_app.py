@@ -538,7 +538,7 @@ def test_a_truncated_gallery_fails_at_start_up_with_one_line(tiny_checkpoint, tm
     features.write_bytes(features.read_bytes()[: features.stat().st_size // 2])
     message = _run_main(["--checkpoint", str(broken), "--port", str(free_port()),
                          "--workdir", str(tmp_path / "w")], monkeypatch)
-    assert str(features) in message and "truncated" in message and "rebuild it with" in message, message
+    assert str(features) in message and "truncated" in message and "rebuild the gallery with" in message, message
     assert "\n" not in message and "Traceback" not in message
 
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from adamotion.motion.skeleton import Skeleton
 from adamotion.retrieval.index import EmbeddingIndex, build_or_load_index, checksum_paths
 from adamotion.utils.files import atomic_folder, read_json
-from adamotion.utils.serialization import CheckpointError
+from adamotion.utils.serialization import CheckpointError, read_numpy_tensors
 
 log = logging.getLogger(__name__)
 
@@ -97,24 +97,13 @@ LEGACY_GALLERY_SKELETON = "humanml3d"
 
 class GalleryData:
     def __init__(self, folder: str | Path):
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-
         self.folder = Path(folder)
         meta_path, tensor_path = self.folder / "gallery.json", self.folder / "features.safetensors"
         rebuild = "rebuild the gallery with `adamotion train all` or write_gallery()"
-        for path in (meta_path, tensor_path):
-            if not path.is_file():
-                raise CheckpointError(f"{path}: missing; {rebuild}")
         meta = read_json(meta_path, what="gallery description", error=CheckpointError, fix=rebuild)
         if not isinstance(meta, dict) or meta.get("component") != "retrieval_gallery":
-            raise CheckpointError(f"{meta_path}: not a retrieval gallery")
-        try:
-            tensors = load_file(str(tensor_path))
-        except (SafetensorError, OSError) as exc:
-            raise CheckpointError(f"{tensor_path}: unreadable, truncated or corrupt ({exc}); {rebuild}") from None
-        if "features" not in tensors or "offsets" not in tensors:
-            raise CheckpointError(f"{tensor_path}: lacks 'features'/'offsets'; {rebuild}")
+            raise CheckpointError(f"{meta_path}: not a retrieval gallery; {rebuild}")
+        tensors = read_numpy_tensors(tensor_path, fix=rebuild, required=("features", "offsets"))
         self.ids: list[str] = meta["ids"]
         self.splits: dict[str, str] = meta["splits"]
         self.captions: dict[str, list[str]] = meta["captions"]

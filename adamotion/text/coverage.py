@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from adamotion.utils.files import atomic_folder, read_json
-from adamotion.utils.serialization import CheckpointError
+from adamotion.utils.serialization import CheckpointError, read_numpy_tensors
 
 COVERAGE_FOLDER = "coverage"
 FORMAT_VERSION = 1
@@ -178,21 +178,13 @@ class Coverage:
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> "Coverage":
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-
         folder = Path(folder)
-        config_path, tensor_path = folder / "config.json", folder / "embeddings.safetensors"
+        config_path = folder / "config.json"
         rebuild = "rebuild it with `adamotion coverage build`"
-        if not tensor_path.is_file():
-            raise CheckpointError(f"{tensor_path}: missing; {rebuild}")
         config = read_json(config_path, what="coverage description", error=CheckpointError, fix=rebuild)
         if not isinstance(config, dict) or config.get("component") != "coverage":
             raise CheckpointError(f"{config_path}: not a coverage description; {rebuild}")
-        try:
-            tensors = load_file(str(tensor_path))
-        except (SafetensorError, OSError) as exc:
-            raise CheckpointError(f"{tensor_path}: unreadable, truncated or corrupt ({exc}); {rebuild}") from None
+        tensors = read_numpy_tensors(folder / "embeddings.safetensors", fix=rebuild, required=("embeddings", "action"))
         return cls(config, tensors["embeddings"], tensors["action"])
 
     def scores(self, text_encoder, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -73,6 +73,25 @@ def load_tensors(directory: str | os.PathLike, name: str = WEIGHTS_NAME) -> dict
         raise CheckpointError(f"{path}: corrupt or partial safetensors file ({exc})") from exc
 
 
+def read_numpy_tensors(path: str | os.PathLike, *, fix: str, required: tuple[str, ...] = ()) -> dict:
+    """numpy arrays of a safetensors file; a missing, truncated or corrupt file, or one lacking a ``required``
+    tensor, raises :class:`CheckpointError` naming the path, the reason and ``fix``."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing; {fix}")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: unreadable, truncated or corrupt ({exc}); {fix}") from None
+    missing = [key for key in required if key not in tensors]
+    if missing:
+        raise CheckpointError(f"{path}: lacks {', '.join(map(repr, missing))}; {fix}")
+    return tensors
+
+
 def load_state_strict(module, state: dict, path: str | os.PathLike) -> None:
     """``load_state_dict(strict=True)`` with an error naming the file and the mismatching keys/shapes."""
     own = module.state_dict()
