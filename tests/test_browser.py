@@ -92,9 +92,11 @@ def _first_use_checks(driver) -> dict:
         "return {coverage: (document.querySelector('#coverage') || {}).innerText || '',"
         "        legend: legend ? legend.innerText : '', legend_visible: !!(legend && legend.offsetHeight > 0),"
         "        dice: document.querySelector('#random-seed').innerText.trim(),"
-        "        video_label_chips: document.querySelectorAll("
+        "        video_label_chips: Array.from(document.querySelectorAll("
         "          '#video-adapted [data-testid=block-label], #video-vanilla [data-testid=block-label],"
-        "           #side-by-side [data-testid=block-label]').length};")
+        "           #side-by-side [data-testid=block-label]'))"
+        "          .filter(e => e.getBoundingClientRect().height > 0 && getComputedStyle(e).visibility !== 'hidden')"
+        "          .length};")
     (tab,) = [b for b in driver.find_elements(By.CSS_SELECTOR, "button[role=tab]") if b.text.strip() == "Retrieve"]
     tab.click()
     search = WebDriverWait(driver, 30).until(EC.element_to_be_clickable(
