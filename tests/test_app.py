@@ -320,7 +320,8 @@ def test_retrieval_thumbnails_are_not_covered_by_their_caption(server):
     studio = server.studio
     motion_id = max(studio.gallery.motion_ids(), key=lambda i: len(studio.gallery.caption_of(i)))
     first = next(iter_video_frames(studio.thumbnail(motion_id))).astype(float)  # (H, W, 3)
-    bare = next(iter(render_frames(studio.gallery.joints_of(motion_id), size=(320, 240)))).astype(float)
+    bare = next(iter(render_frames(studio.gallery.joints_of(motion_id), size=(320, 240),
+                                     skeleton=studio.skeleton))).astype(float)
     assert first.shape == bare.shape == (240, 320, 3)
     assert np.abs(first - bare).mean() < 3.0  # codec noise only; a text band would shift the whole figure
 
