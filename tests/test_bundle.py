@@ -10,7 +10,8 @@ import adamotion
 from adamotion.bundle import BUNDLE_PARTS, CHECKPOINTS_ROOT, CheckpointBundle, main
 from adamotion.utils.serialization import CheckpointError
 
-SHIPPED = ["adaqf", "baseline", "extractors", "retrieval_vanilla", "retrieval_ada", "gallery", "evaluator"]
+SHIPPED = ["adaqf", "baseline", "extractors", "retrieval_vanilla", "retrieval_ada", "gallery", "evaluator",
+           "coverage"]
 
 
 def test_the_shipped_bundle_loads_by_name_and_lists_its_parts():
