@@ -97,6 +97,16 @@ def _check_int(value, name: str, lo: int, hi: int | None = None) -> int:
     return value
 
 
+def _check_seeds(seed, num_prompts: int, num_samples: int) -> list[int]:
+    """One base seed per prompt from an int (shared by every prompt) or a sequence with one per prompt."""
+    hi = 2**63 - 1 - num_samples
+    if isinstance(seed, (list, tuple)):
+        if len(seed) != num_prompts:
+            raise ValueError(f"got {len(seed)} seeds for {num_prompts} prompts; give one int or one seed per prompt")
+        return [_check_int(s, "seed", 0, hi) for s in seed]
+    return [_check_int(seed, "seed", 0, hi)] * num_prompts
+
+
 @dataclass
 class MotionOutput:
     """Generated motions, one entry per (prompt, sample) in prompt-major order."""
@@ -300,7 +310,7 @@ class MotionPipeline:
         return [int(predicted[r]) for r in rows.tolist()]
 
     @torch.inference_mode()
-    def __call__(self, prompts: str | Sequence[str], lengths: int | Sequence[int] | None = None, seed: int = 0,
+    def __call__(self, prompts: str | Sequence[str], lengths: int | Sequence[int] | None = None, seed: int | Sequence[int] = 0,
                  guidance_scale: float = 2.5, steps: int | None = None, encoder: str = "ada", num_samples: int = 1,
                  progress: Callable[[int, int], None] | None = None, *, sampler: str = "ddpm",
                  eta: float = 0.0, postprocess: str = "none") -> MotionOutput:
@@ -311,7 +321,9 @@ class MotionPipeline:
                 with a warning).
             lengths: frames, one int for all prompts or one per prompt; None = the length estimator's
                 prediction (or 6 s without one). Must lie in [min_frames, max_frames] of the skeleton.
-            seed: sample k of every prompt uses ``seed + k``.
+            seed: one int for every prompt, or one per prompt; sample k of a prompt uses its ``seed + k``.
+                Equal (prompt, length, seed) give equal motions, so a caption repeated in ``prompts`` needs its
+                own seed per repeat to give different motions (evaluation passes one seed per caption).
             guidance_scale: classifier-free guidance weight s (x0 = uncond + s * (cond - uncond)); 1 = no guidance.
             steps: sampling steps, 1..num_train_timesteps (default: all). ``sampler="ddpm"`` needs all of them.
             encoder: "ada" (adapters on) or "vanilla" (the same encoder with adapters disabled).
@@ -327,7 +339,7 @@ class MotionPipeline:
         T_train = self.scheduler.num_train_timesteps
         steps = T_train if steps is None else _check_int(steps, "steps", 1, T_train)
         num_samples = _check_int(num_samples, "num_samples", 1)
-        seed = _check_int(seed, "seed", 0, 2**63 - 1 - num_samples)
+        prompt_seeds = _check_seeds(seed, len(prompts), num_samples)
         if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, numbers.Real) \
                 or not math.isfinite(float(guidance_scale)):
             raise ValueError(f"guidance_scale must be a finite number, got {guidance_scale!r}")
@@ -345,7 +357,7 @@ class MotionPipeline:
         hidden, text_mask = self._text_rows(encoding, rows.repeat_interleave(num_samples))  # (B, L, Dt), (B, L)
         item_prompts = [p for p in prompts for _ in range(num_samples)]
         item_lengths = [n for n in per_prompt_lengths for _ in range(num_samples)]
-        item_seeds = [seed + k for _ in prompts for k in range(num_samples)]
+        item_seeds = [s + k for s in prompt_seeds for k in range(num_samples)]
         text_time = time.perf_counter() - t0
 
         # -- sampling

@@ -45,6 +45,8 @@ def test_evaluate_is_seeded_and_has_every_metric_per_repeat(pipelines, evaluator
             assert len(top) == 3 and 0 <= top[0] <= top[1] <= top[2] <= 1  # top-1 <= top-2 <= top-3
         assert all(v >= 0 for v in values["fid"]) and all(0 <= v <= 1 for v in values["skating_ratio"])
         assert values == again[row]  # same seeds, same numbers
+        # each repeat of a MultiModality caption gets its own seed: repeats differ (0.0 when they shared one)
+        assert min(values["multimodality"]) > 1e-3, values["multimodality"]
     assert first["ground truth"]["multimodality"] == []  # no multimodality for real motions
     # real joints keep their bone lengths (features rebuilt by FK) while 2-step samples do not, and jitter more
     assert max(first["ground truth"]["bone_variation"]) < 1e-3 < min(first["adaqf"]["bone_variation"])

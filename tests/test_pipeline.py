@@ -110,6 +110,18 @@ def test_same_seed_identical_different_seed_differs(pipe):
     assert np.abs(a.features[0] - c.features[0]).max() > 1e-2
 
 
+def test_one_seed_per_prompt(pipe):
+    shared = pipe([PROMPT, PROMPT], lengths=48, seed=3)
+    own = pipe([PROMPT, PROMPT], lengths=48, seed=[3, 9])
+    alone = pipe(PROMPT, lengths=48, seed=9)
+    np.testing.assert_array_equal(shared.features[0], shared.features[1])  # one int: every prompt uses it
+    np.testing.assert_array_equal(own.features[0], shared.features[0])
+    np.testing.assert_allclose(own.features[1], alone.features[0], atol=1e-5)
+    assert own.seeds == [3, 9] and np.abs(own.features[0] - own.features[1]).max() > 1e-2
+    with pytest.raises(ValueError, match="one seed per prompt"):
+        pipe([PROMPT, PROMPT], lengths=48, seed=[1, 2, 3])
+
+
 def test_a_sample_does_not_depend_on_its_batch_mates(pipe):
     alone = pipe("someone jumps", lengths=60, seed=1)
     together = pipe(["a person walks", "someone jumps"], lengths=[40, 60], seed=0, num_samples=2)

@@ -122,7 +122,7 @@ def _generate(target: EvalTarget, captions: list[str], lengths: list[int], seed:
     for start in range(0, len(order), config.batch_size):
         chunk = order[start:start + config.batch_size]
         output = target.pipeline([captions[i] for i in chunk], lengths=[lengths[i] for i in chunk],
-                                 seed=seed + start, guidance_scale=config.guidance_scale, steps=config.steps,
+                                 seed=[seed + i for i in chunk], guidance_scale=config.guidance_scale, steps=config.steps,
                                  sampler=config.sampler, encoder=target.encoder)
         for i, feats, joint in zip(chunk, output.features, output.joints):
             features[i], joints[i] = feats, joint
@@ -143,8 +143,10 @@ def _cache_path(target: EvalTarget, captions, lengths, seed: int, config: EvalCo
     import hashlib
     import json
 
-    key = json.dumps([target.fingerprint, target.encoder, list(captions), [int(n) for n in lengths], int(seed),
-                      config.steps, config.sampler, config.guidance_scale, config.batch_size])
+    # "seed-per-caption": caption i uses seed + i (caches written under the older per-batch seeds never match)
+    key = json.dumps(["seed-per-caption", target.fingerprint, target.encoder, list(captions),
+                      [int(n) for n in lengths], int(seed), config.steps, config.sampler, config.guidance_scale,
+                      config.batch_size])
     return Path(config.cache_dir) / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
 
 
