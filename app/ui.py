@@ -116,8 +116,10 @@ def coverage_markdown(report) -> str:
                      f"{report.best:.2f}, below {report.threshold:.2f}). The model will still produce a motion, "
                      "but it will not show what you asked for, and its scores do not mean it matches.")
     elif report.unseen_words:
-        lines.append(f"**Note:** the model never saw these words in training: {', '.join(report.unseen_words)}; "
-                     "they may be ignored.")
+        words = ", ".join(f"“{w}”" for w in report.unseen_words)
+        lines.append(f"**Check the result:** no training caption uses {words}. If that word names the action, "
+                     f"the model cannot perform it and will show the nearest known action "
+                     f"({report.nearest[0][0]}) instead.")
     lines.append(f"Nearest known actions (similarity, 1 = same meaning): {nearest}.")
     return "\n\n".join(lines)
 

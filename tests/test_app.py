@@ -785,3 +785,16 @@ def test_bench_app_times_fresh_starts_and_clicks(tiny_checkpoint, tmp_path, caps
     assert [row[0] for row in app["rows"]][:2] == ["app start, first time (imports + models + builds the retrieval "
                                                     "indexes)", "app start (imports + 2 pipelines, evaluator, cached "
                                                     "gallery index)"]
+
+
+def test_coverage_text_warns_in_plain_words():
+    from adamotion.text.coverage import CoverageReport
+    from app.ui import coverage_markdown
+
+    near = [("spin", 0.46), ("sway", 0.41)]
+    unseen = coverage_markdown(CoverageReport("someone does a cartwheel", near, 0.46, 0.45, None, ["cartwheel"]))
+    assert "“cartwheel”" in unseen and "nearest known action (spin)" in unseen and "outside" not in unseen
+    outside = coverage_markdown(CoverageReport("a man plays the cello", near, 0.30, 0.45, None, ["cello"]))
+    assert "outside what the model was trained on" in outside and "0.30" in outside and "spin (0.46)" in outside
+    known = coverage_markdown(CoverageReport("a person spins", near, 0.9, 0.45, None, []))
+    assert "Warning" not in known and "Check the result" not in known and "spin (0.46)" in known
