@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+HOSTILE_PROMPT = ('a person walks <img src=x onerror="window.__adamotion_pwned=1">'
+                  '<script>window.__adamotion_pwned=2</script>')
 
 
 def _load_screenshot_module():
@@ -61,6 +63,13 @@ def test_generate_in_a_real_browser_plays_both_videos(tiny_checkpoint, tmp_path,
                 assert "/gradio_api/file=" in video["src"], video  # served by the app itself
             png = shot.save_page_screenshot(driver, tmp_path / "screenshot.png")
             first_use = _first_use_checks(driver)
+            # script in a prompt never runs: the prompt is echoed in the coverage line, tables and videos
+            shot.generate_in_browser(driver, demo.local_url, prompt=HOSTILE_PROMPT, steps=5, timeout_s=240)
+            hostile = driver.execute_script(
+                "return {ran: window.__adamotion_pwned === undefined ? null : window.__adamotion_pwned,"
+                "        injected: document.querySelectorAll('img[src=\"x\"]').length + Array.from("
+                "          document.scripts).filter(e => e.text.includes('__adamotion_pwned')).length,"
+                "        coverage: (document.querySelector('#coverage') || {}).innerText || ''};")
             severe = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         finally:
             driver.quit()
@@ -76,7 +85,9 @@ def test_generate_in_a_real_browser_plays_both_videos(tiny_checkpoint, tmp_path,
     assert first_use["adapted_x"] < first_use["vanilla_x"], first_use
     assert "AdaQF" in first_use["adapted_text"] and "vanilla" in first_use["vanilla_text"], first_use
     assert first_use["score_header_lines"] == 1, first_use
-    assert not [m for m in severe if "favicon" not in m], severe
+    assert hostile["ran"] is None and hostile["injected"] == 0, hostile
+    assert "Nearest known actions" in hostile["coverage"], hostile  # the hostile prompt was generated, not refused
+    assert not [m for m in severe if "favicon" not in m and "/x" not in m], severe
     if os.environ.get("ADAMOTION_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(png, REPO / "assets" / "screenshot.png")
 
