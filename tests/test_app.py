@@ -798,3 +798,30 @@ def test_coverage_text_warns_in_plain_words():
     assert "outside what the model was trained on" in outside and "0.30" in outside and "spin (0.46)" in outside
     known = coverage_markdown(CoverageReport("a person spins", near, 0.9, 0.45, None, []))
     assert "Warning" not in known and "Check the result" not in known and "spin (0.46)" in known
+
+
+def test_a_full_queue_refuses_with_a_clear_message(tiny_checkpoint, tmp_path, monkeypatch):
+    # one worker, one waiting place: of six simultaneous requests some must be refused as "Queue is full"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    port = free_port()
+    config = AppConfig(checkpoint=tiny_checkpoint, workdir=tmp_path / "requests", port=port, concurrency=1,
+                       max_queue=1)
+    demo = create_app(config)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                show_error=True, **demo.launch_options)
+    try:
+        def one(i):
+            try:
+                generate(connect(demo, tmp_path / f"c{i}"), "a person walks forward", seed=i)
+                return "ok"
+            except Exception as exc:  # gradio_client raises for a refused request
+                return str(exc)
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            outcomes = list(pool.map(one, range(6)))
+    finally:
+        demo.close()
+        demo.studio.workspaces.close()
+    assert "ok" in outcomes, outcomes  # the queue still serves
+    refused = [o for o in outcomes if o != "ok"]
+    assert refused and all("queue is full" in o.lower() for o in refused), outcomes
