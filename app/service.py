@@ -172,8 +172,10 @@ class Studio:
         """Physical readings of real motion (the corpus's own clips), stored beside the evaluator."""
         from adamotion.eval.evaluate import REAL_MOTION_FILE, read_real_motion_reference
 
+        if not self.bundle.has("evaluator"):
+            return None  # _load_evaluator already says so
         try:
-            return read_real_motion_reference(self.bundle.root / "evaluator" / REAL_MOTION_FILE)
+            return read_real_motion_reference(self.bundle.path("evaluator") / REAL_MOTION_FILE)
         except (FileNotFoundError, ValueError) as exc:
             log.warning("%s; physical readings are shown without a real-motion reference", exc)
             return None

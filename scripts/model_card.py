@@ -189,7 +189,7 @@ def build_card(checkpoint: Path, data: Path | None) -> str:
             f"saved as {gen.get('save_dtype')}. The paper trains for 600k steps at batch 64 on a GPU; this is a "
             "CPU-sized run of the same recipe."]
 
-    evaluator = _load(checkpoint / "evaluator" / "train_summary.json")
+    evaluator = _load(bundle.path("evaluator") / "train_summary.json") if bundle.has("evaluator") else None
     if evaluator:
         val = evaluator.get("validation") or {}
         out += ["", "## The evaluator", "",
