@@ -10,7 +10,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "default"
 # Extra time of the very first start with the shipped checkpoint, when the retrieval embedding indexes are built
 # (`adamotion bench app`: first start 14.6 s − later start 5.5 s, checkpoints/default/bench.json).
-INDEX_BUILD_NOTE = "~9 s on 2 CPU cores"
+INDEX_BUILD_NOTE = "~16 s on 2 CPU cores"
 
 
 def _env(name: str, default=None):
