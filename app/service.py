@@ -126,6 +126,16 @@ class GenerateResult:
     coverage: CoverageReport | None = None  # how close the prompt is to the training data (None: not known)
 
 
+def _data_line(meta) -> str:
+    """About-tab line naming the training data, read from the checkpoint's saved dataset metadata (not assumed)."""
+    sources = meta.extra.get("sources") or []
+    if not sources:
+        return ("- training data: the project's procedural motion-language corpus (`adamotion data synth`), "
+                "not HumanML3D")
+    named = [f"{s.get('name', '?')} ({s.get('kind', '?')}, {s.get('license', {}).get('name', '?')})" for s in sources]
+    return f"- training data: {' + '.join(named)}; not HumanML3D"
+
+
 def _license_line(meta) -> str:
     """About-tab line naming the licence the checkpoint inherits from its training data (saved dataset metadata)."""
     license = meta.license
@@ -228,8 +238,7 @@ class Studio:
             "## Loaded",
             f"- checkpoint: `{ckpt}` (generators `adaqf`, `baseline`)",
             f"- text backbone: {self.adapted.text_encoder.backbone_name} (frozen; the adapted side adds LoRA adapters)",
-            "- training data: the project's procedural motion-language corpus (`adamotion data synth`), not HumanML3D, "
-            "unless the checkpoint's model card says otherwise",
+            _data_line(self.adapted.meta),
             _license_line(self.adapted.meta),
             f"- retrieval gallery: {len(self.gallery.motion_ids())} motions" if self.gallery is not None
             else "- retrieval gallery: none (Retrieve tab disabled)",

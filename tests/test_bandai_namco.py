@@ -281,7 +281,7 @@ def test_model_card_and_about_tab_take_the_licence_from_the_saved_dataset_meta(t
     import importlib.util
 
     from adamotion.data.bandai_namco import LICENSE
-    from app.service import _license_line
+    from app.service import _data_line, _license_line
 
     spec = importlib.util.spec_from_file_location("model_card", Path(__file__).parents[1] / "scripts" / "model_card.py")
     card = importlib.util.module_from_spec(spec)
@@ -291,11 +291,17 @@ def test_model_card_and_about_tab_take_the_licence_from_the_saved_dataset_meta(t
     procedural.save(tmp_path / "adaqf" / "meta")
     assert card.license_section(tmp_path)[-1].startswith("Code, models and the procedural training data: Apache-2.0")
     assert _license_line(procedural) == "- models and training data: Apache-2.0"
-    mixed = DatasetMeta("mixed", S, S.fps, S.feature_dim, mean, std, extra={"license": LICENSE})
+    assert "procedural motion-language corpus" in _data_line(procedural)
+    sources = [{"name": "procedural", "kind": "procedural", "license": {"name": "Apache-2.0"}},
+               {"name": "Bandai Namco Research Motion dataset", "kind": "motion capture", "license": LICENSE}]
+    mixed = DatasetMeta("mixed", S, S.fps, S.feature_dim, mean, std, extra={"license": LICENSE, "sources": sources})
     mixed.save(tmp_path / "baseline" / "meta")
     reloaded = DatasetMeta.load(tmp_path / "baseline" / "meta")
     section = "\n".join(card.license_section(tmp_path))
     assert "licensed CC BY-NC 4.0 too" in section and LICENSE["attribution"] in section
+    data_line = _data_line(reloaded)  # the About tab names both sources from the saved meta, not a fixed text
+    assert "Bandai Namco Research Motion dataset (motion capture, CC BY-NC 4.0)" in data_line
+    assert "procedural (procedural, Apache-2.0)" in data_line
     line = _license_line(reloaded)
     assert "CC BY-NC 4.0" in line and "non-commercial" in line and LICENSE["attribution"] in line
 

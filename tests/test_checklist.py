@@ -148,3 +148,33 @@ def test_checklist_command_prints_and_writes_the_pass_rate(tiny_checkpoint, tmp_
     assert data["prompts"] == len(CHECKLIST)
     assert f"{data['passed']} of {len(CHECKLIST)} prompts carried out" in printed
     assert "tiny baseline" in printed and "raw model output" in printed
+
+
+def test_own_prompt_file_is_read_and_bad_lines_name_file_and_line(tiny_checkpoint, tmp_path, capsys):
+    from adamotion.cli import main
+    from adamotion.eval.checklist import load_prompts
+
+    good = tmp_path / "mine.jsonl"
+    good.write_text('# my prompts\n{"prompt": "a man waves his left hand", "seconds": 3, "raised_hand": "left"}\n\n'
+                    '{"prompt": "someone hops twice", "jump": true}\n', encoding="utf-8")
+    prompts = load_prompts(good)
+    assert [p.prompt for p in prompts] == ["a man waves his left hand", "someone hops twice"]
+    assert prompts[0].seconds == 3.0 and prompts[0].expectation.asked() == {"raised_hand": "left"}
+    assert prompts[1].seconds == 5.0 and prompts[1].expectation.asked() == {"jump": True}
+    for text, message in (('{"prompt": "x", "raised_hand": "up"}', "mine2.jsonl:1: expectation raised_hand"),
+                          ('not json', "mine2.jsonl:1: not JSON"),
+                          ('{"prompt": "x", "wave": true}', "unknown keys \\['wave'\\]"),
+                          ('{"prompt": "x"}', "asks for no check"), ("# nothing\n", "holds no prompts")):
+        (tmp_path / "mine2.jsonl").write_text(text, encoding="utf-8")
+        with pytest.raises(ValueError, match=message):
+            load_prompts(tmp_path / "mine2.jsonl")
+    spec = f"{tiny_checkpoint / 'baseline'}:vanilla"
+    assert main(["checklist", spec, "--prompts", str(good), "--steps", "2", "--sampler", "ddim",
+                 "--out", str(tmp_path / "out")]) == 0
+    data = json.loads((tmp_path / "out" / "checklist.json").read_text())
+    assert data["prompts"] == 2 and data["rows"][1]["prompt"] == "someone hops twice"
+    assert data["rows"][1]["checks"][0]["check"] == "jumped"
+    capsys.readouterr()
+    assert main(["checklist", spec, "--prompts", str(tmp_path / "missing.jsonl")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "missing.jsonl: no such prompt file" in err and "\n" not in err and "Traceback" not in err

@@ -233,6 +233,43 @@ class ChecklistRow:
         return all(r.passed for r in self.results)
 
 
+def load_prompts(path: str | Path) -> tuple[ChecklistPrompt, ...]:
+    """Checklist prompts from a JSON Lines file, one object per line; blank and ``#`` lines are skipped.
+
+    Each object has ``prompt``, optional ``seconds`` (default 5) and the :class:`Expectation` fields it checks, e.g.
+    ``{"prompt": "a man waves his left hand", "seconds": 4, "raised_hand": "left"}``. Problems raise
+    ``ValueError`` naming the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such prompt file; give a JSON Lines file with one {{\"prompt\": ...}} per line")
+    fields = set(Expectation.__dataclass_fields__)
+    prompts = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        where = f"{path}:{number}"
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise ValueError(f"{where}: not JSON ({exc.msg}); write one JSON object per line") from None
+        if not isinstance(item, dict) or not isinstance(item.get("prompt"), str) or not item["prompt"].strip():
+            raise ValueError(f'{where}: needs a non-empty "prompt" string')
+        unknown = set(item) - fields - {"prompt", "seconds"}
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {sorted(unknown)}; checks are {sorted(fields)}")
+        expected = {k: v for k, v in item.items() if k in fields}
+        if not expected:
+            raise ValueError(f"{where}: asks for no check; add one of {sorted(fields)}")
+        try:
+            prompts.append(ChecklistPrompt(item["prompt"], Expectation(**expected), float(item.get("seconds", 5.0))))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: {exc}") from None
+    if not prompts:
+        raise ValueError(f"{path}: holds no prompts")
+    return tuple(prompts)
+
+
 def run_checklist(pipeline, prompts=CHECKLIST, *, seed: int = 0, steps: int | None = None, encoder: str = "ada",
                   guidance_scale: float = 2.5, sampler: str = "ddpm", postprocess: str = "none") -> list[ChecklistRow]:
     """Generate every prompt once (one batch, each at its own length) and check it."""

@@ -39,6 +39,10 @@ def register(sub) -> None:
     cl.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm", help="ddim for fewer --steps")
     cl.add_argument("--postprocess", choices=POSTPROCESS_OPTIONS, default="none",
                     help="optional clean-up; the default judges the raw model")
+    cl.add_argument("--prompts", default=None, metavar="FILE",
+                    help="your own prompts: JSON Lines, one {\"prompt\": ..., \"seconds\": 4, \"raised_hand\": "
+                         "\"left\"} per line (checks: raised_hand, kicking_foot, turn, forward_min_m, "
+                         "backward_min_m, sit_and_stand, jump); default: the 17 built-in held-out phrasings")
     cl.add_argument("--out", default=None, help="also write checklist.md and checklist.json into this folder")
     cl.set_defaults(func=_checklist)
 
@@ -75,13 +79,14 @@ def _evaluate(args) -> int:
 
 
 def _checklist(args) -> int:
-    from adamotion.eval.checklist import format_checklist, run_checklist, write_checklist
+    from adamotion.eval.checklist import CHECKLIST, format_checklist, load_prompts, run_checklist, write_checklist
     from adamotion.eval.evaluate import parse_checkpoint_spec
     from adamotion.pipeline import MotionPipeline
 
+    prompts = load_prompts(args.prompts) if args.prompts else CHECKLIST  # before loading the model: fail fast
     name, path, encoder = parse_checkpoint_spec(args.checkpoint)
     pipeline = MotionPipeline.from_pretrained(path)
-    rows = run_checklist(pipeline, seed=args.seed, steps=args.steps, encoder=encoder, sampler=args.sampler,
+    rows = run_checklist(pipeline, prompts, seed=args.seed, steps=args.steps, encoder=encoder, sampler=args.sampler,
                          postprocess=args.postprocess)
     cleaned = "raw model output" if args.postprocess == "none" else f"post-processed: {args.postprocess}"
     title = f"Prompts carried out: {name} ({pipeline.display_name(encoder)}), seed {args.seed}, {cleaned}"
