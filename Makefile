@@ -47,6 +47,9 @@ default-checkpoints: install
 	    --title "Text-to-motion evaluation (procedural test split, held-out phrasings)"; fi
 	.venv/bin/adamotion retrieval-bench --checkpoint checkpoints/default \
 	  --json checkpoints/default/retrieval/retrieval.json --markdown checkpoints/default/retrieval/retrieval.md
+	for m in "adaqf=checkpoints/default/adaqf" "baseline=checkpoints/default/baseline:vanilla"; do \
+	  .venv/bin/adamotion checklist $$m --out checkpoints/default/checklist/$${m%%=*} > /dev/null; done
+	.venv/bin/python scripts/keyframe_sheet.py checkpoints/default --out checkpoints/default/sheets
 	.venv/bin/python -m app.bench --json checkpoints/default/bench.json
 	.venv/bin/python scripts/model_card.py checkpoints/default --data $$(cat $(RUN)/DATA)
 

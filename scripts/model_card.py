@@ -307,6 +307,14 @@ def build_card(checkpoint: Path, data: Path | None) -> str:
         for name, rep in goal_reports:
             out += goal_lines(rep, name) + [""]
     out += checklist_lines(checkpoint)
+    sheets = sorted((checkpoint / "sheets").glob("*.png"))
+    if sheets:
+        out += ["", "## What the motion looks like", "",
+                "`scripts/keyframe_sheet.py`: per prompt, each model's whole clip in eight keyframes and ten "
+                "consecutive frames from the middle (where popping would show); raw model output, seed 0. Right side "
+                "blue, left side red.", ""]
+        out += [f"- [{sheet.stem.replace('_', ' ')}](sheets/{sheet.name})" for sheet in sheets]
+        out += ["", f"![{sheets[0].stem.replace('_', ' ')}](sheets/{sheets[0].name})"]
 
     out += ["", "## Retrieval (test split)", ""]
     if retrieval:
