@@ -169,6 +169,10 @@ def test_evaluate_errors_name_the_problem(tiny_checkpoint, tiny_corpus, tmp_path
     with pytest.raises(ValueError, match="needs at least 32"):
         run_evaluation([str(tiny_checkpoint / "adaqf")], tiny_corpus, tmp_path / "e",
                        evaluator_dir=str(tiny_checkpoint / "evaluator"), config=EvalConfig(split="val", repeats=1))
+    with pytest.raises(ValueError, match="do not fill one R-precision pool of 32; evaluate at least 32 pairs"):
+        run_evaluation([str(tiny_checkpoint / "adaqf")], tiny_corpus, tmp_path / "e",
+                       evaluator_dir=str(tiny_checkpoint / "evaluator"),
+                       config=EvalConfig(split="train", repeats=1, num_pairs=16))
 
 
 # ----------------------------------------------------------------------------- retrieval

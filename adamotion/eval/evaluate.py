@@ -167,6 +167,10 @@ def evaluate(targets: list[EvalTarget], data_root: str | Path, evaluator, config
                              f"{skeleton.name}; evaluate a pipeline trained on this dataset")
     pairs = load_eval_pairs(data_root, config.split, meta)
     num_pairs = min(config.num_pairs, len(pairs)) // M.R_PRECISION_POOL * M.R_PRECISION_POOL
+    if num_pairs == 0:
+        raise ValueError(f"{min(config.num_pairs, len(pairs))} caption-motion pairs (num_pairs {config.num_pairs}, split "
+                         f"{config.split!r} holds {len(pairs)}) do not fill one R-precision pool of "
+                         f"{M.R_PRECISION_POOL}; evaluate at least {M.R_PRECISION_POOL} pairs")
     real_features = [p["features"] for p in pairs]
     log.info("embedding %d real motions with the evaluator", len(real_features))
     real_emb = _embed_motions(evaluator, real_features)  # (N, D)
